@@ -1,0 +1,128 @@
+"""One typed schema for YAML configs, CLI flags and notebooks.
+
+Unknown keys are errors (``extra="forbid"``) so a typo in a scheduled job's YAML fails loudly
+instead of silently running with defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Preprocess(BaseModel):
+    """How a segmentation model wants its input; declared for models that arrive as a bare ONNX file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_size: int = Field(320, gt=0, description="Square model input side in pixels.")
+    scale: Literal["unit", "image_max", "minus_one_one"] = Field(
+        "image_max",
+        description="unit: x/255; image_max: x/max(x) as rembg does; minus_one_one: x/127.5-1.",
+    )
+    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="Per-channel mean after scaling.")
+    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="Per-channel std after scaling.")
+    layout: Literal["nchw", "nhwc"] = Field("nchw", description="Input tensor layout.")
+    output_index: int = Field(0, ge=0, description="Which graph output holds the mask.")
+    sigmoid: bool = Field(False, description="Apply a sigmoid to the raw output (BiRefNet family).")
+    minmax: bool = Field(True, description="Per-sample min-max normalisation of the output mask.")
+
+
+class ProcessingOptions(BaseModel):
+    """Per-photo knobs used by the pure image core (decode → refine → geometry → compose → encode)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    working_long_side: int = Field(1600, ge=256, description="Long side of the decoded working image, px.")
+    max_pixels: int = Field(80_000_000, gt=0, description="Decompression-bomb guard: larger inputs fail as too_large.")
+    output_format: Literal["jpeg", "png"] = Field("jpeg", description="Encoding of the ID photos (transparent forces png).")
+    jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality when max_kb is not set.")
+    max_kb: int | None = Field(None, gt=0, description="Upper bound on each output file in KiB, met by lowering JPEG quality.")
+    min_jpeg_quality: int = Field(50, ge=1, le=100, description="Lowest quality tried when meeting max_kb.")
+    matting: Literal["guided", "closed-form"] = Field(
+        "guided", description="guided: edge-aware guided filter; closed-form: pymatting on a trimap (slow, best hair)."
+    )
+    decontaminate: bool = Field(True, description="Estimate true foreground colour at edges to remove background fringes.")
+    min_inter_eye_px: float = Field(90.0, gt=0, description="ICAO minimum inter-eye distance in source pixels.")
+    max_roll_deg: float = Field(15.0, gt=0, description="Roll beyond this (before correction) is flagged.")
+    max_yaw_deg: float = Field(15.0, gt=0, description="Estimated yaw beyond this is flagged.")
+    multiple_face_ratio: float = Field(
+        0.5, gt=0, le=1, description="A second face at least this fraction of the largest face's area fails as multiple_faces."
+    )
+
+
+class JobConfig(BaseModel):
+    """A whole batch job. The same object comes from YAML, from CLI flags, or from a notebook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: list[str] = Field(default_factory=list, description="Directories, globs or URIs (s3://, gs://, …) of photos.")
+    input_list: str | None = Field(
+        None, description="CSV or Parquet with a 'path' column and optional 'id' column naming the outputs."
+    )
+    output: str = Field("idphoto-out", description="Output folder or URI: photos, manifest/, run.json, review.html.")
+    specs: list[str] = Field(default_factory=lambda: ["cn-1inch"], description="Photo specs to make for each input.")
+    backgrounds: list[str] = Field(default_factory=lambda: ["blue"], description="Backgrounds: names, #RRGGBB or transparent.")
+    spec_files: list[str] = Field(default_factory=list, description="Extra YAML spec catalogues merged over the built-ins.")
+    model: str = Field("mediapipe-selfie", description="Segmentation model name from `idphoto-ray models list`.")
+    model_uri: str | None = Field(None, description="Any ONNX segmenter at a path or URI; needs `preprocess`.")
+    preprocess: Preprocess | None = Field(None, description="Declared preprocessing for model_uri.")
+    device: Device = Field("auto", description="auto: CUDA when available else CPU; cuda: fail if CUDA is missing.")
+    tensorrt: bool = Field(False, description="Put TensorRT in front of CUDA (engines cached in the model home).")
+    batch_size: int = Field(16, ge=1, description="Images per segmentation batch.")
+    concurrency: int | None = Field(None, ge=1, description="Segmentation actors; default: #GPUs on cuda, else cores/2.")
+    intra_op_num_threads: int | None = Field(None, ge=1, description="ORT threads per actor; default: cores split between actors.")
+    resume: bool = Field(False, description="Skip inputs that already have an ok/needs_review row for this config.")
+    limit: int | None = Field(None, ge=1, description="Process at most this many inputs (after resume filtering).")
+    review_ok_sample: int = Field(24, ge=0, description="How many ok photos review.html shows beside the problems.")
+    processing: ProcessingOptions = Field(default_factory=ProcessingOptions, description="Per-photo image options.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "JobConfig":
+        if self.model_uri and self.preprocess is None:
+            raise ValueError("model_uri needs a `preprocess` block (input_size, scale, mean, std) describing the model")
+        if not self.specs:
+            raise ValueError("specs must name at least one photo spec")
+        if not self.backgrounds:
+            raise ValueError("backgrounds must name at least one background")
+        return self
+
+    def config_hash(self) -> str:
+        """Hash of everything that changes the pixels or the checks; resume keys on it."""
+        relevant = self.model_dump(
+            include={"specs", "backgrounds", "spec_files", "model", "model_uri", "preprocess", "processing"}
+        )
+        blob = json.dumps(relevant, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> JobConfig:
+    """Read a YAML config and apply overrides (CLI flags win). Errors name the file and the key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a config must be a YAML mapping, got {type(loaded).__name__}")
+        data.update(loaded)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "processing" and isinstance(value, dict):
+            merged = dict(data.get("processing") or {})
+            merged.update(value)
+            data["processing"] = merged
+        else:
+            data[key] = value
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ValueError(f"{where}invalid config:\n{exc}") from None
