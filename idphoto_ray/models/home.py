@@ -1,0 +1,52 @@
+"""Where converted and downloaded model files live, and how they get there safely.
+
+Several Ray workers on one node may fetch the same model at once, so every file is written to a
+temporary name in the target directory and renamed into place: readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+ENV_HOME = "IDPHOTO_RAY_HOME"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model file is not cached and could not be obtained or verified."""
+
+
+def model_home() -> Path:
+    """The model cache directory: $IDPHOTO_RAY_HOME, else ~/.cache/idphoto-ray; created on demand."""
+    home = Path(os.environ.get(ENV_HOME) or Path.home() / ".cache" / "idphoto-ray").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks so large ONNX files don't need to fit in memory twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` via a temp file in the same directory and os.replace (atomic on POSIX)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
