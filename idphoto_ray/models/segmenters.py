@@ -1,0 +1,197 @@
+"""One ONNX segmenter class for every mask model: MediaPipe selfie, rembg's family, any ONNX at a URI.
+
+rembg runs one image at a time and min-max normalises over the whole output tensor; batched, that
+would let one image's scores rescale another's mask, so normalisation here is per sample. Graphs
+exported with a fixed batch of 1 are made dynamic and checked against single runs before we trust them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+
+from idphoto_ray.config import Preprocess
+from idphoto_ray.models.session import Device, create_session
+
+#: MediaPipe selfie segmentation after our TFLite→ONNX conversion: [0, 1] input, probability output.
+MEDIAPIPE_SELFIE_PREPROCESS = Preprocess(
+    input_size=256, scale="unit", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), minmax=False
+)
+
+BATCH_TOLERANCE = 1e-4
+
+
+def _set_batch_dim(value_info: onnx.ValueInfoProto, symbol: str) -> None:
+    dims = value_info.type.tensor_type.shape.dim
+    if len(dims) > 0:
+        dims[0].Clear()
+        dims[0].dim_param = symbol
+
+
+def make_batch_dynamic(model: onnx.ModelProto, symbol: str = "N") -> onnx.ModelProto:
+    """Copy of `model` whose inputs and outputs have a symbolic batch dimension.
+
+    Intermediate value_info still carries the old batch of 1 and would make ORT reject batch > 1,
+    so it is cleared. Graphs that hard-code the batch elsewhere (a Reshape to [1, ...]) still pass
+    this step; `verify_batch_equivalence` is what catches them.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    initializers = {init.name for init in out.graph.initializer}
+    for vi in out.graph.input:
+        if vi.name not in initializers:
+            _set_batch_dim(vi, symbol)
+    for vi in out.graph.output:
+        _set_batch_dim(vi, symbol)
+    del out.graph.value_info[:]
+    onnx.checker.check_model(out)
+    return out
+
+
+def fixed_batch_size(model: onnx.ModelProto) -> int | None:
+    """The first graph input's batch dimension when it is a fixed number, else None (dynamic)."""
+    initializers = {init.name for init in model.graph.initializer}
+    for vi in model.graph.input:
+        if vi.name in initializers:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            return int(dims[0].dim_value)
+        return None
+    return None
+
+
+def verify_batch_equivalence(
+    session, input_shape: tuple[int, ...], n: int = 3, seed: int = 0
+) -> tuple[bool, str]:
+    """Does one batch-`n` run equal `n` single runs (every output, ≤ BATCH_TOLERANCE)?"""
+    rng = np.random.default_rng(seed)
+    name = session.get_inputs()[0].name
+    x = rng.standard_normal((n, *input_shape), dtype=np.float32)
+    try:
+        batched = session.run(None, {name: x})
+        singles = [session.run(None, {name: x[i : i + 1]}) for i in range(n)]
+    except Exception as exc:  # ORT raises plain RuntimeError/Fail subclasses for shape clashes
+        return False, f"batch-{n} run failed: {str(exc).splitlines()[0][:200]}"
+    for k, out in enumerate(batched):
+        expected = np.concatenate([s[k] for s in singles], axis=0)
+        if out.shape != expected.shape:
+            return False, f"output {k} has shape {out.shape} for batch {n}, expected {expected.shape}"
+        diff = float(np.max(np.abs(out.astype(np.float64) - expected)))
+        if diff > BATCH_TOLERANCE:
+            return False, f"output {k} differs from single runs by {diff:.2e} > {BATCH_TOLERANCE:g}"
+    return True, f"batch-{n} output equals {n} single runs"
+
+
+def _load_model(model: bytes | str | Path) -> onnx.ModelProto:
+    if isinstance(model, bytes):
+        return onnx.load_from_string(model)
+    return onnx.load(str(model))
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Square resize; INTER_AREA when shrinking avoids aliasing, LINEAR when enlarging.
+
+    rembg uses PIL LANCZOS; the difference in the mask is far below what the refinement stage
+    changes, and cv2 is several times faster on the batch path.
+    """
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if (h >= size and w >= size) else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def preprocess_batch(images: list[np.ndarray], pre: Preprocess) -> np.ndarray:
+    """RGB uint8 images of any sizes → float32 model input batch per `pre`."""
+    batch = np.empty((len(images), pre.input_size, pre.input_size, 3), dtype=np.float32)
+    for i, img in enumerate(images):
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"image {i}: expected RGB HxWx3, got shape {img.shape}")
+        x = _resize(img, pre.input_size).astype(np.float32)
+        if pre.scale == "unit":
+            x /= 255.0
+        elif pre.scale == "image_max":
+            x /= max(float(x.max()), 1e-6)
+        else:
+            x = x / 127.5 - 1.0
+        batch[i] = x
+    batch = (batch - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    if pre.layout == "nchw":
+        batch = batch.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def postprocess(raw: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """Raw model output → float32 (N, S, S) masks in [0, 1], normalised per sample."""
+    if raw.ndim == 4:
+        raw = raw[:, 0] if pre.layout == "nchw" else raw[..., 0]
+    elif raw.ndim != 3:
+        raise ValueError(f"segmentation output must be 3-D or 4-D, got shape {raw.shape}")
+    pred = raw.astype(np.float32)
+    if pred.shape[1:] != (pre.input_size, pre.input_size):
+        pred = np.stack([cv2.resize(p, (pre.input_size, pre.input_size), interpolation=cv2.INTER_LINEAR) for p in pred])
+    if pre.sigmoid:
+        pred = 1.0 / (1.0 + np.exp(-pred))
+    if pre.minmax:
+        lo = pred.min(axis=(1, 2), keepdims=True)
+        span = pred.max(axis=(1, 2), keepdims=True) - lo
+        pred = np.where(span > 1e-12, (pred - lo) / np.maximum(span, 1e-12), 0.0)
+    return np.clip(pred, 0.0, 1.0).astype(np.float32)
+
+
+class OnnxSegmenter:
+    """Segmenter over one ONNX Runtime session; one `session.run` per batch when the graph allows.
+
+    `batched` tells whether a batch goes through in one run; `info` says why not when it doesn't.
+    """
+
+    def __init__(
+        self,
+        model: bytes | str | Path,
+        preprocess: Preprocess,
+        device: Device = "cpu",
+        intra_op_num_threads: int | None = None,
+        tensorrt: bool = False,
+        trt_cache_dir: str | None = None,
+    ) -> None:
+        self.preprocess = preprocess
+        self.input_size = preprocess.input_size
+        self.batched = True
+        self.info = "dynamic batch"
+
+        def session_for(m: bytes | str | Path):
+            return create_session(m, device, intra_op_num_threads, tensorrt, trt_cache_dir)
+
+        proto = _load_model(model)
+        if fixed_batch_size(proto) == 1:
+            dynamic = make_batch_dynamic(proto).SerializeToString()
+            candidate = session_for(dynamic)
+            ok, detail = verify_batch_equivalence(candidate, self._sample_shape())
+            if ok:
+                self.session = candidate
+                self.info = f"fixed batch 1 made dynamic; {detail}"
+            else:
+                self.session = session_for(model)
+                self.batched = False
+                self.info = f"fixed batch 1 cannot be made dynamic ({detail}); running one image at a time"
+        else:
+            self.session = session_for(model)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _sample_shape(self) -> tuple[int, int, int]:
+        """Per-sample input shape from the preprocess declaration (graph dims may be symbolic)."""
+        s = self.input_size
+        return (3, s, s) if self.preprocess.layout == "nchw" else (s, s, 3)
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.input_size, self.input_size), np.float32)
+        x = preprocess_batch(images, self.preprocess)
+        idx = self.preprocess.output_index
+        if self.batched:
+            raw = self.session.run(None, {self.input_name: x})[idx]
+        else:
+            raw = np.concatenate([self.session.run(None, {self.input_name: x[i : i + 1]})[idx] for i in range(len(x))])
+        return postprocess(raw, self.preprocess)

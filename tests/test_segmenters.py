@@ -1,0 +1,120 @@
+"""Segmenters: U²-Net architecture, batching of fixed-batch graphs, per-sample normalisation, model sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from idphoto_ray.config import Preprocess
+from idphoto_ray.models.segmenters import OnnxSegmenter, fixed_batch_size, make_batch_dynamic, postprocess
+from idphoto_ray.models.u2net_arch import INPUT_NAME, OUTPUT_NAMES, build_u2net, count_parameters
+
+TINY = Preprocess(input_size=8, scale="unit", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), minmax=False)
+
+
+def _run_arch(model: onnx.ModelProto, n: int) -> list[np.ndarray]:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].name == INPUT_NAME
+    x = np.random.default_rng(0).standard_normal((n, 3, 320, 320), dtype=np.float32)
+    return sess.run(None, {INPUT_NAME: x})
+
+
+def _assert_u2net_outputs(outs: list[np.ndarray], n: int) -> None:
+    assert len(outs) == len(OUTPUT_NAMES) == 7
+    for out in outs:
+        assert out.shape == (n, 1, 320, 320) and out.dtype == np.float32
+        assert 0.0 < out.min() and out.max() < 1.0  # sigmoids not saturated: activations stay sane
+        assert out.std() > 1e-3
+
+
+def test_u2netp_arch_has_published_size_and_runs_batch_4():
+    model = build_u2net("u2netp", seed=0)
+    assert abs(count_parameters(model) - 1.13e6) / 1.13e6 < 0.01
+    _assert_u2net_outputs(_run_arch(model, 4), 4)
+
+
+def test_u2net_arch_has_published_size_and_runs_batch_2():
+    model = build_u2net("u2net", seed=0)
+    assert abs(count_parameters(model) - 44.0e6) / 44.0e6 < 0.01
+    _assert_u2net_outputs(_run_arch(model, 2), 2)
+
+
+def test_u2net_arch_is_deterministic_per_seed():
+    a, b, c = build_u2net("u2netp", 0), build_u2net("u2netp", 0), build_u2net("u2netp", 1)
+    wa, wb, wc = (numpy_helper.to_array(m.graph.initializer[0]) for m in (a, b, c))
+    assert np.array_equal(wa, wb) and not np.array_equal(wa, wc)
+
+
+def test_minmax_is_per_sample_not_over_the_batch():
+    pre = Preprocess(input_size=4, minmax=True)
+    raw = np.stack([np.linspace(0.0, 0.2, 16), np.linspace(0.5, 1.0, 16)]).reshape(2, 1, 4, 4).astype(np.float32)
+    masks = postprocess(raw, pre)
+    for m in masks:  # each image spans the full [0, 1] on its own
+        assert m.min() == pytest.approx(0.0) and m.max() == pytest.approx(1.0)
+    whole = (raw[:, 0] - raw.min()) / (raw.max() - raw.min())  # rembg's normalisation, batched
+    assert whole[0].max() == pytest.approx(0.2)
+    assert not np.allclose(masks, whole)
+    single = postprocess(raw[:1], pre)
+    np.testing.assert_allclose(masks[:1], single, atol=1e-7)  # batching doesn't change a mask
+
+
+def _fixed_batch_model(resist: bool) -> onnx.ModelProto:
+    """Tiny conv+sigmoid with batch fixed at 1; `resist` adds a Reshape hard-coded to [1, ...]."""
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.standard_normal((1, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1])]
+    inits = [w]
+    if resist:
+        inits += [
+            numpy_helper.from_array(np.array([1, 64], np.int64), "flat"),
+            numpy_helper.from_array(np.array([1, 1, 8, 8], np.int64), "back"),
+        ]
+        nodes += [helper.make_node("Reshape", ["c", "flat"], ["f"]), helper.make_node("Reshape", ["f", "back"], ["r"])]
+        last = "r"
+    else:
+        last = "c"
+    nodes.append(helper.make_node("Sigmoid", [last], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model)  # stale batch-1 value_info, as exporters leave it
+
+
+def _images(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.integers(0, 256, (8 + 4 * i, 8, 3), dtype=np.uint8) for i in range(n)]
+
+
+def test_make_batch_dynamic_then_batch_equals_singles():
+    model = _fixed_batch_model(resist=False)
+    assert fixed_batch_size(model) == 1 and len(model.graph.value_info) > 0
+    dyn = make_batch_dynamic(model)
+    assert fixed_batch_size(dyn) is None and len(dyn.graph.value_info) == 0
+    assert dyn.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+
+    seg = OnnxSegmenter(model.SerializeToString(), TINY)
+    assert seg.batched and "made dynamic" in seg.info
+    imgs = _images(4)
+    batch = seg(imgs)
+    singles = np.concatenate([seg([im]) for im in imgs])
+    assert batch.shape == (4, 8, 8) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch, singles, atol=1e-4)
+
+
+def test_graph_that_resists_falls_back_to_per_image_loop():
+    model = _fixed_batch_model(resist=True)
+    seg = OnnxSegmenter(model.SerializeToString(), TINY)
+    assert not seg.batched
+    assert "one image at a time" in seg.info and "batch-3 run failed" in seg.info
+    imgs = _images(3)
+    masks = seg(imgs)
+    assert masks.shape == (3, 8, 8)
+    np.testing.assert_allclose(masks[2], seg([imgs[2]])[0], atol=1e-6)
