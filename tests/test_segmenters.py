@@ -118,3 +118,49 @@ def test_graph_that_resists_falls_back_to_per_image_loop():
     masks = seg(imgs)
     assert masks.shape == (3, 8, 8)
     np.testing.assert_allclose(masks[2], seg([imgs[2]])[0], atol=1e-6)
+
+
+def test_fetch_uri_copies_local_path_once_and_repairs_corruption(tmp_path, caplog):
+    from idphoto_ray.models.home import sha256_file
+    from idphoto_ray.models.uri_models import fetch_uri
+
+    src = tmp_path / "seg.onnx"
+    src.write_bytes(_fixed_batch_model(resist=False).SerializeToString())
+    home = tmp_path / "home"
+    path = fetch_uri(str(src), home=home)
+    assert path.parent == home / "uri" and path.name.endswith("-seg.onnx")
+    assert path.read_bytes() == src.read_bytes()
+    assert (path.parent / (path.name + ".sha256")).read_text().strip() == sha256_file(src)
+    mtime = path.stat().st_mtime_ns
+    assert fetch_uri(str(src), home=home) == path and path.stat().st_mtime_ns == mtime  # reused, not copied
+    assert fetch_uri(src.as_uri(), home=home) != path  # file:// is another URI, another entry
+
+    path.write_bytes(b"truncated")
+    with caplog.at_level("WARNING"):
+        again = fetch_uri(str(src), home=home)
+    assert again == path and again.read_bytes() == src.read_bytes()
+    assert "fails its sha256 check" in caplog.text
+
+
+def test_fetch_uri_from_fsspec_memory_and_errors_name_the_uri(tmp_path):
+    import fsspec
+
+    from idphoto_ray.models.home import ModelUnavailable
+    from idphoto_ray.models.uri_models import fetch_uri
+
+    data = _fixed_batch_model(resist=False).SerializeToString()
+    uri = "memory://bucket/models/tiny.onnx"
+    with fsspec.open(uri, "wb") as fh:
+        fh.write(data)
+    try:
+        path = fetch_uri(uri, home=tmp_path)
+        assert path.read_bytes() == data and path.name.endswith("-tiny.onnx")
+        fsspec.filesystem("memory").rm(uri)
+        assert fetch_uri(uri, home=tmp_path) == path  # cached copy survives the source going away
+        path.write_bytes(data[:10])
+        with pytest.raises(ModelUnavailable, match="memory://bucket/models/tiny.onnx"):
+            fetch_uri(uri, home=tmp_path)
+    finally:
+        fsspec.filesystem("memory").rm("memory://bucket", recursive=True)
+    with pytest.raises(ModelUnavailable, match="nope.onnx"):
+        fetch_uri(str(tmp_path / "nope.onnx"), home=tmp_path)
