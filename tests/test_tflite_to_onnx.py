@@ -38,7 +38,8 @@ def _run_litert(interp, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
 
 def _run_onnx(session: ort.InferenceSession, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
     outs = session.run(None, {session.get_inputs()[0].name: x_nhwc.transpose(0, 3, 1, 2)})
-    return {o.name: (v.transpose(0, 2, 3, 1) if v.ndim == 4 else v) for o, v in zip(session.get_outputs(), outs)}
+    names = [o.name for o in session.get_outputs()]
+    return {n: (v.transpose(0, 2, 3, 1) if v.ndim == 4 else v) for n, v in zip(names, outs)}
 
 
 def _inputs(name: str) -> list[np.ndarray]:
@@ -108,5 +109,6 @@ def test_fp16_weights_become_fp32_initializers(mediapipe_models):
     source = tflite_path("blazeface").read_bytes()
     model = convert_tflite(source)
     assert list_ops(source)["DEQUANTIZE"] > 0
-    assert {init.data_type for init in model.graph.initializer} <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
+    dtypes = {init.data_type for init in model.graph.initializer}
+    assert dtypes <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
     assert "Cast" not in {n.op_type for n in model.graph.node}

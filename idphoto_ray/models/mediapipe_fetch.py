@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 MEDIAPIPE_VERSION = "0.10.14"
 PIP_DOWNLOAD_ARGS = (
     "download", f"mediapipe=={MEDIAPIPE_VERSION}", "--no-deps", "--only-binary=:all:",
-    "--platform", "manylinux_2_17_x86_64", "--python-version", "311", "--implementation", "cp", "--abi", "cp311",
+    "--platform", "manylinux_2_17_x86_64", "--python-version", "311",
+    "--implementation", "cp", "--abi", "cp311",
 )
 
 
@@ -97,7 +98,8 @@ def _model(name: str) -> MediapipeModel:
     try:
         return MEDIAPIPE_MODELS[name]
     except KeyError:
-        raise ModelUnavailable(f"unknown MediaPipe model {name!r}; known: {sorted(MEDIAPIPE_MODELS)}") from None
+        known = sorted(MEDIAPIPE_MODELS)
+        raise ModelUnavailable(f"unknown MediaPipe model {name!r}; known: {known}") from None
 
 
 def download_wheel(dest: Path) -> Path:
@@ -121,7 +123,9 @@ def _verified(model: MediapipeModel, data: bytes, origin: str) -> bytes:
     return data
 
 
-def _read_sources(models: list[MediapipeModel], wheel: Path | None, tflite_dir: Path | None) -> dict[str, bytes]:
+def _read_sources(
+    models: list[MediapipeModel], wheel: Path | None, tflite_dir: Path | None
+) -> dict[str, bytes]:
     if tflite_dir is not None:
         out = {}
         for m in models:

@@ -183,12 +183,14 @@ class _Converter:
         stride = (opts.StrideH(), opts.StrideW())
         dilation = (opts.DilationHFactor() or 1, opts.DilationWFactor() or 1)
         if opts.Padding() == Padding.SAME:
-            (pt, pb), (pl, pr) = same_pads(h, kh, stride[0], dilation[0]), same_pads(w, kw, stride[1], dilation[1])
+            pt, pb = same_pads(h, kh, stride[0], dilation[0])
+            pl, pr = same_pads(w, kw, stride[1], dilation[1])
         else:
             pt = pb = pl = pr = 0
         inputs = [self.name(ins[0]), self.initializer(kernel, self.name(ins[1]) + "_oihw")]
         if len(ins) > 2 and ins[2] >= 0:
-            inputs.append(self.initializer(self.const(ins[2]).astype(np.float32), self.name(ins[2]) + "_bias"))
+            bias = self.const(ins[2]).astype(np.float32)
+            inputs.append(self.initializer(bias, self.name(ins[2]) + "_bias"))
         out = self.activated(outs[0], opts.FusedActivationFunction())
         self.add(
             "Conv", inputs, [out], kernel_shape=[kh, kw], strides=list(stride), dilations=list(dilation),
@@ -202,7 +204,7 @@ class _Converter:
         self._conv(op, ins, outs, depthwise=True)
 
     def transpose_conv_bias(self, op: tflite.Operator, ins: list[int], outs: list[int]) -> None:
-        """MediaPipe's transposed conv + bias; options are a raw {padding, stride_w, stride_h} int32 struct."""
+        """MediaPipe's transposed conv + bias; options: raw int32 {padding, stride_w, stride_h}."""
         padding, stride_w, stride_h = struct.unpack("<3i", op.CustomOptionsAsNumpy().tobytes()[:12])
         weights = self.const(ins[1]).astype(np.float32)  # O,kh,kw,I
         kernel = weights.transpose(3, 0, 1, 2)  # I,O,kh,kw

@@ -1,0 +1,147 @@
+"""BlazeFace (MediaPipe short-range face detector) on ONNX Runtime, batched.
+
+The model only emits raw SSD regressors and scores; the anchor grid, decoding and weighted NMS below
+follow MediaPipe's published short-range graph options so results match MediaPipe's detector.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from idphoto_ray.models.session import Device, create_session
+from idphoto_ray.types import Face
+
+INPUT_SIZE = 128
+STRIDES = (8, 16, 16, 16)
+SCORE_CLIP = 100.0
+NUM_KEYPOINTS = 6
+
+
+def ssd_anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES) -> np.ndarray:
+    """(896, 2) anchor centres in [0, 1], in the model's output order (fixed anchor size 1×1).
+
+    Consecutive layers with the same stride share one grid; each layer adds two anchors per cell
+    (aspect ratio 1 plus the interpolated scale), so stride 8 gives 2 and stride 16 gives 6 per cell.
+    """
+    centres = []
+    layer = 0
+    while layer < len(strides):
+        stride = strides[layer]
+        same = 0
+        while layer < len(strides) and strides[layer] == stride:
+            same += 1
+            layer += 1
+        cells = -(-input_size // stride)
+        ticks = (np.arange(cells) + 0.5) / cells
+        ys, xs = np.meshgrid(ticks, ticks, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(grid, 2 * same, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+def decode(
+    raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw (A,16) regressors, (A,) logits → boxes (A,4) x0y0x1y1 and keypoints (A,6,2) in [0,1], scores."""
+    offsets = raw_boxes.reshape(-1, 2 + NUM_KEYPOINTS, 2) / INPUT_SIZE
+    centre = offsets[:, 0] + anchors
+    half = offsets[:, 1] / 2.0
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    keypoints = offsets[:, 2:] + anchors[:, None, :]
+    logits = np.clip(raw_scores.astype(np.float64), -SCORE_CLIP, SCORE_CLIP)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    return boxes, keypoints, scores
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one x0y0x1y1 box against many."""
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def weighted_nms(
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's WEIGHTED NMS: each cluster of overlapping detections is blended, weighted by score.
+
+    BlazeFace fires on many neighbouring anchors for one face; averaging them is steadier than keeping
+    only the best one. The blended detection keeps the cluster's top score.
+    """
+    order = np.argsort(-scores, kind="stable")
+    kept = []
+    while order.size:
+        top = order[0]
+        overlap = iou(boxes[top], boxes[order]) > iou_threshold
+        cluster = order[overlap]
+        weights = scores[cluster][:, None]
+        total = weights.sum()
+        box = (boxes[cluster] * weights).sum(axis=0) / total
+        kps = (keypoints[cluster] * weights[:, :, None]).sum(axis=0) / total
+        kept.append((box, kps, float(scores[top])))
+        order = order[~overlap]
+    return kept
+
+
+def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Fit an RGB image into size×size, aspect kept, centred on black → (img, scale, pad_xy)."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
+    return canvas, scale, (float(pad_x), float(pad_y))
+
+
+class BlazeFaceDetector:
+    """FaceDetector over MediaPipe's short-range BlazeFace, one session call per batch."""
+
+    def __init__(
+        self,
+        model: bytes | Path,
+        device: Device = "cpu",
+        intra_op_num_threads: int | None = None,
+        min_score: float = 0.5,
+        nms_iou: float = 0.3,
+    ) -> None:
+        self.session = create_session(model, device, intra_op_num_threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.min_score = min_score
+        self.nms_iou = nms_iou
+        self.anchors = ssd_anchors()
+
+    def _raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outs = dict(zip(self.output_names, self.session.run(None, {self.input_name: batch})))
+        by_width = {v.shape[-1]: v for v in outs.values()}
+        return by_width[16], by_width[1][..., 0]
+
+    def __call__(self, images: list[np.ndarray]) -> list[list[Face]]:
+        if not images:
+            return []
+        boxed = [letterbox(img) for img in images]
+        batch = np.stack([b[0] for b in boxed]).astype(np.float32) / 127.5 - 1.0
+        raw_boxes, raw_scores = self._raw(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+        results = []
+        for i, (_, scale, (pad_x, pad_y)) in enumerate(boxed):
+            boxes, kps, scores = decode(raw_boxes[i], raw_scores[i], self.anchors)
+            keep = scores >= self.min_score
+            faces = []
+            for box, points, score in weighted_nms(boxes[keep], kps[keep], scores[keep], self.nms_iou):
+                box_px = (box.reshape(2, 2) * INPUT_SIZE - (pad_x, pad_y)) / scale
+                points_px = (points * INPUT_SIZE - (pad_x, pad_y)) / scale
+                box_tuple = tuple(float(v) for v in box_px.ravel())
+                faces.append(Face(box_tuple, score, points_px.astype(np.float32)))
+            results.append(faces)
+        return results
