@@ -1,0 +1,188 @@
+"""Cheap, OFIQ-inspired compliance measures. Each function measures one thing; flags come from constants.
+
+Values are stored raw (ratios, mm, px, degrees) so a reviewer can re-threshold the manifest later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from idphoto_ray.specs import PhotoSpec
+
+#: Face centre may sit this fraction of the width off the middle (ISO 19794-5: 0.45–0.55 W).
+MAX_CENTER_OFFSET = 0.05
+#: Output px per working px above this means visibly soft, invented detail.
+MAX_UPSCALE = 1.5
+#: Faces are resized to this width before the Laplacian, so the variance does not grow with face size
+#: (a 600 px face has more high-frequency energy per pixel than a 120 px one of the same photo otherwise).
+SHARPNESS_FACE_WIDTH = 128
+#: Variance of the Laplacian (grey 0–255) on the normalised face below which it is called blurry.
+#: Measured on skimage astronaut's face (90 px wide): 251 as is, 22 after Gaussian σ=1, 4 after σ=2.
+MIN_SHARPNESS = 15.0
+#: OFIQ under/over-exposure bands on luminance (0–255).
+UNDER_LUMA = 25
+OVER_LUMA = 247
+#: Flag when more than this fraction of face pixels sits in an exposure band.
+MAX_EXPOSED_FRACTION = 0.10
+#: Mean face luminance outside [MIN_MEAN_LUMA, MAX_MEAN_LUMA] is flagged too (dark skin in good light is ~70+).
+MIN_MEAN_LUMA = 50.0
+MAX_MEAN_LUMA = 225.0
+#: Darker/brighter face-half mean ratio below this is uneven lighting (ICAOcheck uses 0.5 on zones).
+MIN_ILLUMINATION_RATIO = 0.6
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma, float32 0–255."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def in_range(value: float, lo: float | None, hi: float | None) -> bool:
+    """Open bounds (None) always pass."""
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def head_height_ratio(crown_y: float, chin_y: float, height: int) -> float:
+    """Chin–crown as a fraction of the output height."""
+    return (chin_y - crown_y) / float(height)
+
+
+def head_ratio_range(spec: PhotoSpec) -> tuple[float, float]:
+    """The spec's head rule as height fractions."""
+    return spec.head_min_mm / spec.height_mm, spec.head_max_mm / spec.height_mm
+
+
+def px_per_mm(spec: PhotoSpec) -> float:
+    return spec.mm_to_px(1.0)
+
+
+def crown_margin_mm(crown_y: float, spec: PhotoSpec) -> float:
+    """Gap from the top edge to the crown."""
+    return crown_y / px_per_mm(spec)
+
+
+def eye_from_bottom_mm(eye_y: float, spec: PhotoSpec) -> float:
+    """Eye-line height above the bottom edge."""
+    return (spec.size_px[1] - eye_y) / px_per_mm(spec)
+
+
+def center_offset(face_mid_x: float, width: int) -> float:
+    """Signed horizontal offset of the face midline as a fraction of the width."""
+    return face_mid_x / float(width) - 0.5
+
+
+def inter_eye_source_px(right_eye: np.ndarray, left_eye: np.ndarray, source_scale: float) -> float:
+    """Inter-eye distance in the ORIGINAL file's pixels; source_scale = working px per original px."""
+    return float(np.hypot(*(np.asarray(left_eye) - np.asarray(right_eye)))) / source_scale
+
+
+def face_region(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The face box clipped to the image (may be empty)."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    c0, c1 = max(0, int(round(x0))), min(w, int(round(x1)))
+    r0, r1 = max(0, int(round(y0))), min(h, int(round(y1)))
+    return image[r0:r1, c0:c1]
+
+
+def sharpness(face_rgb: np.ndarray) -> float:
+    """Variance of the Laplacian on the face resized to SHARPNESS_FACE_WIDTH (size-normalised)."""
+    if face_rgb.shape[0] < 4 or face_rgb.shape[1] < 4:
+        return 0.0
+    grey = luminance(face_rgb)
+    height = max(4, round(grey.shape[0] * SHARPNESS_FACE_WIDTH / grey.shape[1]))
+    interp = cv2.INTER_AREA if grey.shape[1] > SHARPNESS_FACE_WIDTH else cv2.INTER_CUBIC
+    norm = cv2.resize(grey, (SHARPNESS_FACE_WIDTH, height), interpolation=interp)
+    return float(cv2.Laplacian(norm, cv2.CV_32F, ksize=1).var())
+
+
+def exposure(face_rgb: np.ndarray) -> dict[str, float]:
+    """Mean face luminance and the fractions of under-/over-exposed face pixels."""
+    y = luminance(face_rgb)
+    if y.size == 0:
+        return {"mean": 0.0, "under": 0.0, "over": 0.0}
+    return {
+        "mean": float(y.mean()),
+        "under": float((y < UNDER_LUMA).mean()),
+        "over": float((y > OVER_LUMA).mean()),
+    }
+
+
+def illumination_ratio(face_rgb: np.ndarray, mid_x: float) -> float:
+    """Darker half / brighter half mean luminance, split at the face midline (1.0 = even)."""
+    y = luminance(face_rgb)
+    split = int(round(mid_x))
+    if y.size == 0 or split <= 0 or split >= y.shape[1]:
+        return 1.0
+    left, right = float(y[:, :split].mean()), float(y[:, split:].mean())
+    hi = max(left, right)
+    return 1.0 if hi <= 0 else min(left, right) / hi
+
+
+def spec_geometry(
+    spec: PhotoSpec, crown_y: float, chin_y: float, eye_y: float, face_mid_x: float
+) -> tuple[dict[str, Any], list[str]]:
+    """Output-space head geometry against the spec's rules (all inputs in output px)."""
+    w, h = spec.size_px
+    ratio = head_height_ratio(crown_y, chin_y, h)
+    lo, hi = head_ratio_range(spec)
+    crown_mm = crown_margin_mm(crown_y, spec)
+    eye_mm = eye_from_bottom_mm(eye_y, spec)
+    offset = center_offset(face_mid_x, w)
+    metrics = {
+        "head_height_ratio": ratio,
+        "head_height_range": [lo, hi],
+        "head_height_mm": (chin_y - crown_y) / px_per_mm(spec),
+        "crown_margin_mm": crown_mm,
+        "eye_from_bottom_mm": eye_mm,
+        "center_offset": offset,
+    }
+    flags = []
+    if not in_range(ratio, lo, hi):
+        flags.append("head_size_out_of_range")
+    if not in_range(crown_mm, spec.crown_top_min_mm, spec.crown_top_max_mm):
+        flags.append("crown_margin_out_of_range")
+    if not in_range(eye_mm, spec.eye_bottom_min_mm, spec.eye_bottom_max_mm):
+        flags.append("eye_line_out_of_range")
+    if abs(offset) > MAX_CENTER_OFFSET:
+        flags.append("face_off_center")
+    return metrics, flags
+
+
+def pose(roll: float, yaw: float, max_roll: float, max_yaw: float) -> list[str]:
+    """Roll is measured before correction (it is corrected anyway, but a big tilt deserves a look)."""
+    flags = []
+    if abs(roll) > max_roll:
+        flags.append("roll_exceeds_limit")
+    if abs(yaw) > max_yaw:
+        flags.append("yaw_exceeds_limit")
+    return flags
+
+
+def resolution(inter_eye_px: float, upscale: float, min_inter_eye_px: float) -> list[str]:
+    flags = []
+    if inter_eye_px < min_inter_eye_px:
+        flags.append("low_resolution")
+    if upscale > MAX_UPSCALE:
+        flags.append("upscaled")
+    return flags
+
+
+def face_quality(face_rgb: np.ndarray, mid_x: float) -> tuple[dict[str, Any], list[str]]:
+    """Sharpness, exposure and illumination uniformity of the face crop; mid_x is in crop coordinates."""
+    sharp = sharpness(face_rgb)
+    expo = exposure(face_rgb)
+    illum = illumination_ratio(face_rgb, mid_x)
+    flags = []
+    if sharp < MIN_SHARPNESS:
+        flags.append("blurry")
+    if expo["under"] > MAX_EXPOSED_FRACTION or expo["mean"] < MIN_MEAN_LUMA:
+        flags.append("underexposed")
+    if expo["over"] > MAX_EXPOSED_FRACTION or expo["mean"] > MAX_MEAN_LUMA:
+        flags.append("overexposed")
+    if illum < MIN_ILLUMINATION_RATIO:
+        flags.append("uneven_lighting")
+    return {"sharpness": sharp, "exposure": expo, "illumination_ratio": illum}, flags

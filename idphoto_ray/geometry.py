@@ -1,0 +1,298 @@
+"""Head geometry: which face, where the eyes/chin/crown are, how to level and crop to a spec.
+
+All coordinates are working-image pixels (x right, y down) unless a name says otherwise.
+"Right eye" is the subject's right eye, which appears on the image's left.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from idphoto_ray.specs import PhotoSpec
+from idphoto_ray.types import Face, PhotoError, Reason
+
+#: MediaPipe face-mesh indices used here.
+MESH_RIGHT_EYE = (33, 133)
+MESH_LEFT_EYE = (362, 263)
+MESH_NOSE_TIP = 1
+MESH_CHIN = 152
+MESH_CHEEK_RIGHT = 234  # face-oval extreme on the image left
+MESH_CHEEK_LEFT = 454  # face-oval extreme on the image right
+
+#: Below this |roll| the rotation (and its resampling blur) is not worth it.
+MIN_ROLL_CORRECTION_DEG = 1.0
+#: Nose-tip depth as a fraction of the face half-width, for the yaw approximation below.
+NOSE_DEPTH_RATIO = 0.7
+#: Without landmarks, eye→chin ≈ 1.6 × eye→mouth (anthropometric average; a documented guess).
+CHIN_FROM_MOUTH_RATIO = 1.6
+#: Crown placement for specs without crown or eye rules: 10 % of the height (Chinese 1寸/2寸 convention 8–12 %).
+DEFAULT_CROWN_FRACTION = 0.10
+#: Downscaling by more than this goes through an INTER_AREA resize first (warpAffine alone aliases).
+AREA_PRESCALE_THRESHOLD = 2.0
+
+
+def select_subject(faces: list[Face], image_shape: tuple[int, ...], ratio: float) -> Face:
+    """The largest face (ties → most central); a second face of comparable size is an error, never a guess."""
+    if not faces:
+        raise PhotoError(Reason.NO_FACE, "no face detected")
+    h, w = float(image_shape[0]), float(image_shape[1])
+
+    def key(face: Face) -> tuple[float, float]:
+        cx, cy = face.center
+        return face.area, -math.hypot(cx / w - 0.5, cy / h - 0.5)
+
+    ordered = sorted(faces, key=key, reverse=True)
+    largest = ordered[0]
+    comparable = [f for f in ordered if f.area >= ratio * largest.area]
+    if len(comparable) > 1:
+        raise PhotoError(
+            Reason.MULTIPLE_FACES,
+            f"{len(comparable)} faces of comparable size (≥{ratio:.0%} of the largest) among {len(faces)} detected",
+        )
+    return largest
+
+
+def eye_centers(landmarks: np.ndarray | None, face: Face) -> tuple[np.ndarray, np.ndarray]:
+    """(right_eye, left_eye) centres as (x, y): mean of mesh eye corners, else BlazeFace keypoints."""
+    if landmarks is not None:
+        pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+        right = pts[list(MESH_RIGHT_EYE)].mean(axis=0)
+        left = pts[list(MESH_LEFT_EYE)].mean(axis=0)
+        return right, left
+    kp = np.asarray(face.keypoints, dtype=np.float64)
+    return kp[0].copy(), kp[1].copy()
+
+
+def chin_point(landmarks: np.ndarray | None, face: Face) -> np.ndarray:
+    """Chin (x, y): mesh point 152, else extrapolated from eyes and mouth (see CHIN_FROM_MOUTH_RATIO)."""
+    if landmarks is not None:
+        return np.asarray(landmarks, dtype=np.float64)[MESH_CHIN, :2].copy()
+    kp = np.asarray(face.keypoints, dtype=np.float64)
+    eye_mid = (kp[0] + kp[1]) / 2.0
+    return eye_mid + (kp[3] - eye_mid) * CHIN_FROM_MOUTH_RATIO
+
+
+def roll_deg(left_eye: np.ndarray, right_eye: np.ndarray) -> float:
+    """Angle of the eye line in image coordinates; positive when the image-right (left) eye is lower."""
+    dx = float(left_eye[0] - right_eye[0])
+    dy = float(left_eye[1] - right_eye[1])
+    return math.degrees(math.atan2(dy, dx))
+
+
+def yaw_estimate_deg(landmarks: np.ndarray | None, face: Face | None = None) -> float:
+    """Rough yaw from how far the nose tip sits from the middle of the face span.
+
+    Approximation: the head is a cylinder whose nose tip protrudes NOSE_DEPTH_RATIO × half-width, so
+    offset/half-width = NOSE_DEPTH_RATIO × sin(yaw), the offset taken along the span's own axis.
+    Span = mesh cheek extremes 234/454 (or the BlazeFace ear tragions). Good to a few degrees near
+    frontal, which is all a "turn your head" flag needs.
+    Positive = nose towards the image right (for an upright head).
+    """
+    if landmarks is not None:
+        pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+        a, b, nose = pts[MESH_CHEEK_RIGHT], pts[MESH_CHEEK_LEFT], pts[MESH_NOSE_TIP]
+    elif face is not None:
+        kp = np.asarray(face.keypoints, dtype=np.float64)
+        a, b, nose = kp[4], kp[5], kp[2]
+    else:
+        return 0.0
+    span = b - a
+    half = float(np.hypot(*span)) / 2.0
+    if half < 1e-6:
+        return 0.0
+    # Measured along the cheek-to-cheek axis, so head roll does not read as yaw.
+    offset = float(np.dot(nose - (a + b) / 2.0, span / (2.0 * half))) / half
+    return math.degrees(math.asin(float(np.clip(offset / NOSE_DEPTH_RATIO, -1.0, 1.0))))
+
+
+def find_crown_y(alpha: np.ndarray, x0: float, x1: float, threshold: float = 0.5) -> float | None:
+    """Top of the person (hair included) within columns [x0, x1), sub-pixel; None if the span is empty."""
+    w = alpha.shape[1]
+    c0, c1 = max(0, int(math.floor(x0))), min(w, int(math.ceil(x1)))
+    if c1 <= c0:
+        return None
+    profile = alpha[:, c0:c1].max(axis=1)
+    rows = np.nonzero(profile >= threshold)[0]
+    if rows.size == 0:
+        return None
+    r = int(rows[0])
+    if r == 0:
+        return 0.0
+    lo, hi = float(profile[r - 1]), float(profile[r])
+    return (r - 1) + (threshold - lo) / max(hi - lo, 1e-6)
+
+
+def crown_touches_top(alpha: np.ndarray, x0: float, x1: float, threshold: float = 0.5) -> bool:
+    """True when the person mask reaches the source's top edge above the face: the crown is cut off."""
+    w = alpha.shape[1]
+    c0, c1 = max(0, int(math.floor(x0))), min(w, int(math.ceil(x1)))
+    return c1 > c0 and float(alpha[0, c0:c1].max()) >= threshold
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A leveled image: arrays on an enlarged canvas and the 2×3 matrix mapping old → new pixels."""
+
+    image: np.ndarray
+    alpha: np.ndarray
+    valid: np.ndarray  # 1 where the canvas holds source pixels, 0 in the corners the rotation added
+    matrix: np.ndarray
+
+
+def rotate_about(image: np.ndarray, alpha: np.ndarray, center: tuple[float, float], angle_deg: float) -> Rotation:
+    """Rotate counter-clockwise (as displayed) by angle_deg about center, on a canvas that clips nothing.
+
+    To level an eye line with roll r, call with angle_deg = r.
+    """
+    h, w = alpha.shape[:2]
+    m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle_deg), 1.0)
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64)
+    moved = corners @ m.T
+    min_xy = np.floor(moved.min(axis=0))
+    max_xy = np.ceil(moved.max(axis=0))
+    m[:, 2] -= min_xy
+    size = (int(max_xy[0] - min_xy[0]), int(max_xy[1] - min_xy[1]))
+    rot_img = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    rot_alpha = cv2.warpAffine(
+        alpha.astype(np.float32), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    valid = cv2.warpAffine(
+        np.ones((h, w), np.float32), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return Rotation(rot_img, rot_alpha, valid, m)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2×3 affine matrix to (N, 2+) points; extra columns (mesh z) are kept unchanged."""
+    pts = np.asarray(points, dtype=np.float64)
+    out = pts.copy()
+    xy = np.c_[pts[..., :2].reshape(-1, 2), np.ones(pts[..., :2].reshape(-1, 2).shape[0])]
+    out[..., :2] = (xy @ np.asarray(matrix, dtype=np.float64).T).reshape(pts[..., :2].shape)
+    return out
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """Where the output comes from: a source-space box (x0, y0, w, h) scaled to the output size.
+
+    scale = output px per source px (> 1 means upscaling). Flags say where the box leaves the source.
+    """
+
+    x0: float
+    y0: float
+    w: float
+    h: float
+    out_w: int
+    out_h: int
+    placement: str  # "crown" | "eye" | "default-crown": which rule set the vertical position
+    padded_top: bool
+    padded_sides: bool
+    missing_body_bottom: bool
+    crown_cut_by_frame: bool
+
+    @property
+    def scale(self) -> float:
+        return self.out_w / self.w
+
+    @property
+    def upscale(self) -> float:
+        return self.scale
+
+    def flags(self) -> list[str]:
+        names = ("padded_top", "padded_sides", "missing_body_bottom", "crown_cut_by_frame")
+        return [n for n in names if getattr(self, n)]
+
+    def to_output(self, points: np.ndarray) -> np.ndarray:
+        """Source (x, y) → output (x, y)."""
+        pts = np.asarray(points, dtype=np.float64)
+        return (pts - np.array([self.x0, self.y0])) * self.scale
+
+
+def plan_crop(
+    spec: PhotoSpec,
+    crown_y: float,
+    chin_y: float,
+    eye_y: float,
+    face_center_x: float,
+    image_shape: tuple[int, ...],
+) -> CropPlan:
+    """Scale so chin–crown is mid-range; position vertically by the first rule the spec has.
+
+    Priority: crown rule (both crown_top bounds) → eye rule (both eye_bottom bounds) → DEFAULT_CROWN_FRACTION;
+    a one-sided rule is only checked, not used for placement.
+    The crown comes first because head-size rules are chin–crown, so pinning the crown keeps both ends
+    of the measured head inside the frame; the eye rule is the fallback for specs that state only it.
+    Horizontally the face midline is centred.
+    """
+    out_w, out_h = spec.size_px
+    head_src = chin_y - crown_y
+    if head_src <= 1.0:
+        raise PhotoError(Reason.NO_PERSON, f"head height {head_src:.1f}px: crown not above the chin")
+    scale = spec.head_target_px() / head_src
+    w, h = out_w / scale, out_h / scale
+
+    crown_px = spec.crown_target_px()
+    eye_px = spec.eye_from_bottom_target_px()
+    if crown_px is not None:
+        y0, placement = crown_y - crown_px / scale, "crown"
+    elif eye_px is not None:
+        y0, placement = eye_y - (out_h - eye_px) / scale, "eye"
+    else:
+        y0, placement = crown_y - DEFAULT_CROWN_FRACTION * out_h / scale, "default-crown"
+    x0 = face_center_x - w / 2.0
+
+    img_h, img_w = float(image_shape[0]), float(image_shape[1])
+    tol = 0.5  # half a source pixel of overhang is rounding, not padding
+    return CropPlan(
+        x0=x0,
+        y0=y0,
+        w=w,
+        h=h,
+        out_w=out_w,
+        out_h=out_h,
+        placement=placement,
+        padded_top=y0 < -tol,
+        padded_sides=x0 < -tol or x0 + w > img_w + tol,
+        missing_body_bottom=y0 + h > img_h + tol,
+        crown_cut_by_frame=crown_y <= 1.0,
+    )
+
+
+def extract_crop(array: np.ndarray, plan: CropPlan, border: str = "constant") -> np.ndarray:
+    """Resample the plan's box to output size with one warpAffine (INTER_AREA pre-scale when shrinking >2×).
+
+    border: "replicate" for the photo (pixels outside the source get alpha 0 anyway) or "constant" (0)
+    for masks.
+    """
+    src = np.asarray(array)
+    if src.dtype == np.float64:
+        src = src.astype(np.float32)
+    mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
+    s = plan.scale
+    size = (plan.out_w, plan.out_h)
+    if 1.0 / s <= AREA_PRESCALE_THRESHOLD:
+        m = np.array([[s, 0.0, -s * plan.x0], [0.0, s, -s * plan.y0]])
+        return cv2.warpAffine(src, m, size, flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=0)
+
+    img_h, img_w = src.shape[:2]
+    margin = 2.0 / s
+    rx0 = int(max(0, math.floor(plan.x0 - margin)))
+    ry0 = int(max(0, math.floor(plan.y0 - margin)))
+    rx1 = int(min(img_w, math.ceil(plan.x0 + plan.w + margin)))
+    ry1 = int(min(img_h, math.ceil(plan.y0 + plan.h + margin)))
+    if rx1 - rx0 < 2 or ry1 - ry0 < 2:
+        return np.zeros((plan.out_h, plan.out_w) + src.shape[2:], dtype=src.dtype)
+    region = src[ry0:ry1, rx0:rx1]
+    new_w = max(1, int(round((rx1 - rx0) * s)))
+    new_h = max(1, int(round((ry1 - ry0) * s)))
+    small = cv2.resize(region, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    sx, sy = new_w / (rx1 - rx0), new_h / (ry1 - ry0)
+    # INTER_AREA maps pixel centres: small index i sits at region coordinate (i + 0.5) / sx - 0.5.
+    tx = (rx0 - plan.x0) * s + 0.5 * (s / sx - s)
+    ty = (ry0 - plan.y0) * s + 0.5 * (s / sy - s)
+    m = np.array([[s / sx, 0.0, tx], [0.0, s / sy, ty]])
+    return cv2.warpAffine(small, m, size, flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=0)

@@ -1,0 +1,297 @@
+"""Per-photo orchestration: one segmentation + one detection → every spec × background, plus checks.
+
+This is the boundary where errors become data: `process_photo` never raises. A PhotoError from any
+step becomes status=failed with its reason; anything unexpected becomes internal_error with the text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from idphoto_ray import checks
+from idphoto_ray.backgrounds import Background
+from idphoto_ray.compose import composite
+from idphoto_ray.config import ProcessingOptions
+from idphoto_ray.encode import encode_image
+from idphoto_ray.geometry import (
+    MIN_ROLL_CORRECTION_DEG,
+    CropPlan,
+    chin_point,
+    crown_touches_top,
+    extract_crop,
+    eye_centers,
+    find_crown_y,
+    plan_crop,
+    roll_deg,
+    rotate_about,
+    select_subject,
+    transform_points,
+    yaw_estimate_deg,
+)
+from idphoto_ray.models.base import FaceDetector, FaceLandmarker
+from idphoto_ray.refine import closed_form_alpha, clean_mask, decontaminate, refine_alpha_crop, upsample_mask
+from idphoto_ray.specs import PhotoSpec
+from idphoto_ray.types import Face, PhotoError, Reason, Status
+
+#: Face-mesh results below this presence score are ignored (BlazeFace keypoints are used instead).
+MIN_LANDMARK_PRESENCE = 0.5
+#: Guided-filter radius as a fraction of the face width in output px (≈ 5 px on a 1寸 photo).
+REFINE_RADIUS_FRACTION = 0.03
+#: A row/column of the output is "outside the source" when its coverage drops below this.
+COVERAGE_THRESHOLD = 0.5
+
+
+@dataclass
+class RenderedOutput:
+    """One encoded photo: spec × background."""
+
+    spec: str
+    background: str
+    data: bytes
+    width: int
+    height: int
+    ext: str
+
+
+@dataclass
+class PhotoResult:
+    """Everything the manifest records about one input photo."""
+
+    status: Status
+    reason: Reason | None
+    message: str
+    flags: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outputs: list[RenderedOutput] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The subject in the leveled working frame (after roll correction)."""
+
+    image: np.ndarray
+    alpha: np.ndarray
+    valid: np.ndarray
+    right_eye: np.ndarray
+    left_eye: np.ndarray
+    chin: np.ndarray
+    box: tuple[float, float, float, float]
+    crown_y: float
+
+    @property
+    def eye_mid(self) -> np.ndarray:
+        return (self.right_eye + self.left_eye) / 2.0
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = timings.get(step, 0.0) + (time.perf_counter() - start) * 1000.0
+
+
+def process_photo(
+    image: np.ndarray,
+    mask: np.ndarray,
+    detector: FaceDetector,
+    landmarker: FaceLandmarker | None,
+    specs: list[PhotoSpec],
+    backgrounds: list[Background],
+    options: ProcessingOptions,
+    source_scale: float = 1.0,
+) -> PhotoResult:
+    """Make every spec × background from one working-resolution image and its model-resolution mask.
+
+    source_scale = working px per original px (decode downscale), so inter-eye distance is reported in
+    the original file's pixels.
+    """
+    timings: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
+    flags: list[str] = []
+    outputs: list[RenderedOutput] = []
+    try:
+        _run(image, mask, detector, landmarker, specs, backgrounds, options, source_scale, timings, metrics, flags, outputs)
+    except PhotoError as exc:
+        return PhotoResult(Status.FAILED, exc.reason, exc.message, [], metrics, [], timings)
+    except Exception as exc:  # noqa: BLE001 - the boundary: one bad photo must not crash a batch
+        return PhotoResult(Status.FAILED, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", [], metrics, [], timings)
+    unique = list(dict.fromkeys(flags))
+    status = Status.NEEDS_REVIEW if unique else Status.OK
+    return PhotoResult(status, None, "", unique, metrics, outputs, timings)
+
+
+def _run(
+    image: np.ndarray,
+    mask: np.ndarray,
+    detector: FaceDetector,
+    landmarker: FaceLandmarker | None,
+    specs: list[PhotoSpec],
+    backgrounds: list[Background],
+    options: ProcessingOptions,
+    source_scale: float,
+    timings: dict[str, float],
+    metrics: dict[str, Any],
+    flags: list[str],
+    outputs: list[RenderedOutput],
+) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise PhotoError(Reason.INTERNAL_ERROR, f"expected HxWx3 uint8 RGB, got {image.dtype} {image.shape}")
+
+    with _timed(timings, "detect"):
+        faces = detector([image])[0]
+    metrics["face_count"] = len(faces)
+    face = select_subject(faces, image.shape, options.multiple_face_ratio)
+    metrics["face_box"] = dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in face.box)))
+
+    landmarks = None
+    if landmarker is not None:
+        with _timed(timings, "landmarks"):
+            points, presence = landmarker(image, face)
+        metrics["landmark_presence"] = float(presence)
+        if presence >= MIN_LANDMARK_PRESENCE:
+            landmarks = points
+    if landmarks is None:
+        flags.append("landmarks_unavailable")
+
+    right_eye, left_eye = eye_centers(landmarks, face)
+    chin = chin_point(landmarks, face)
+    roll = roll_deg(left_eye, right_eye)
+    yaw = yaw_estimate_deg(landmarks, face)
+    metrics["eyes"] = {
+        "left_x": float(left_eye[0]),
+        "left_y": float(left_eye[1]),
+        "right_x": float(right_eye[0]),
+        "right_y": float(right_eye[1]),
+    }
+    metrics["roll_deg"] = roll
+    metrics["yaw_deg"] = yaw
+    metrics["inter_eye_px"] = checks.inter_eye_source_px(right_eye, left_eye, source_scale)
+    flags += checks.pose(roll, yaw, options.max_roll_deg, options.max_yaw_deg)
+
+    with _timed(timings, "mask"):
+        alpha = clean_mask(upsample_mask(mask, image.shape), face.box)
+    if float(alpha.max(initial=0.0)) < 0.5:
+        raise PhotoError(Reason.NO_PERSON, "the person mask is empty around the detected face")
+    if crown_touches_top(alpha, face.box[0], face.box[2]):
+        flags.append("crown_cut_by_frame")
+
+    with _timed(timings, "level"):
+        head = _level(image, alpha, face, right_eye, left_eye, chin, roll)
+
+    face_metrics, face_flags = checks.face_quality(
+        checks.face_region(head.image, head.box), float(head.eye_mid[0] - max(0.0, head.box[0]))
+    )
+    metrics.update(face_metrics)
+    flags += face_flags
+
+    per_spec: dict[str, Any] = {}
+    for spec in specs:
+        spec_metrics, spec_flags = _render_spec(head, spec, backgrounds, options, timings, outputs)
+        per_spec[spec.name] = spec_metrics
+        flags += spec_flags
+    metrics["specs"] = per_spec
+    if specs:
+        first = per_spec[specs[0].name]
+        metrics["head_height_ratio"] = first["head_height_ratio"]
+        metrics["upscale"] = first["upscale"]
+        flags += checks.resolution(metrics["inter_eye_px"], first["upscale"], options.min_inter_eye_px)
+
+
+def _level(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    face: Face,
+    right_eye: np.ndarray,
+    left_eye: np.ndarray,
+    chin: np.ndarray,
+    roll: float,
+) -> _Head:
+    """Rotate about the eye midpoint when the roll is worth correcting; find the crown in the leveled frame."""
+    box = face.box
+    valid = np.ones(alpha.shape, np.float32)
+    if abs(roll) > MIN_ROLL_CORRECTION_DEG:
+        mid = (right_eye + left_eye) / 2.0
+        rot = rotate_about(image, alpha, (mid[0], mid[1]), roll)
+        image, alpha, valid = rot.image, rot.alpha, rot.valid
+        right_eye, left_eye, chin = transform_points(np.stack([right_eye, left_eye, chin]), rot.matrix)
+        cx, cy = transform_points(np.array([face.center]), rot.matrix)[0]
+        box = (cx - face.width / 2, cy - face.height / 2, cx + face.width / 2, cy + face.height / 2)
+    crown = find_crown_y(alpha, box[0], box[2])
+    if crown is None or crown >= min(right_eye[1], left_eye[1]):
+        raise PhotoError(Reason.NO_PERSON, "no person mask above the eyes: cannot find the crown")
+    return _Head(image, alpha, valid, right_eye, left_eye, chin, box, float(crown))
+
+
+def _coverage_flags(valid: np.ndarray) -> list[str]:
+    """Where the output shows pixels the source never had (rotation corners included)."""
+    flags = []
+    if valid[0].min() < COVERAGE_THRESHOLD:
+        flags.append("padded_top")
+    if valid[:, 0].min() < COVERAGE_THRESHOLD or valid[:, -1].min() < COVERAGE_THRESHOLD:
+        flags.append("padded_sides")
+    if valid[-1].min() < COVERAGE_THRESHOLD:
+        flags.append("missing_body_bottom")
+    return flags
+
+
+def _render_spec(
+    head: _Head,
+    spec: PhotoSpec,
+    backgrounds: list[Background],
+    options: ProcessingOptions,
+    timings: dict[str, float],
+    outputs: list[RenderedOutput],
+) -> tuple[dict[str, Any], list[str]]:
+    """Crop, matte, decontaminate once, then composite + encode per background; returns output-space checks."""
+    plan = plan_crop(spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]), head.alpha.shape)
+    with _timed(timings, "crop"):
+        rgb = extract_crop(head.image, plan, "replicate")
+        alpha = extract_crop(head.alpha, plan)
+        valid = extract_crop(head.valid, plan)
+    flags = plan.flags() + _coverage_flags(valid)
+
+    face_w_out = (head.box[2] - head.box[0]) * plan.scale
+    with _timed(timings, "matting"):
+        alpha = refine_alpha_crop(rgb, alpha, max(2, round(REFINE_RADIUS_FRACTION * face_w_out)))
+        if options.matting == "closed-form":
+            alpha = closed_form_alpha(rgb, alpha)
+        alpha = (alpha * np.clip(valid, 0.0, 1.0)).astype(np.float32)
+    with _timed(timings, "decontaminate"):
+        fg = decontaminate(rgb, alpha) if options.decontaminate else rgb
+
+    for background in backgrounds:
+        with _timed(timings, "compose"):
+            pixels = composite(fg, alpha, background)
+        with _timed(timings, "encode"):
+            encoded = encode_image(
+                pixels, options.output_format, spec.dpi, options.jpeg_quality, options.max_kb, options.min_jpeg_quality
+            )
+        ext = "jpg" if encoded.format == "jpeg" else "png"
+        outputs.append(RenderedOutput(spec.name, background.name, encoded.data, encoded.width, encoded.height, ext))
+
+    metrics, check_flags = _output_geometry(head, spec, plan, alpha)
+    metrics["upscale"] = plan.upscale
+    metrics["placement"] = plan.placement
+    return metrics, flags + check_flags
+
+
+def _output_geometry(
+    head: _Head, spec: PhotoSpec, plan: CropPlan, alpha: np.ndarray
+) -> tuple[dict[str, Any], list[str]]:
+    """Measure the head in the output itself: crown from the output's alpha, chin/eyes mapped through the plan."""
+    (x0, _), (x1, _) = plan.to_output(np.array([[head.box[0], 0.0], [head.box[2], 0.0]]))
+    chin = plan.to_output(head.chin)
+    eye_mid = plan.to_output(head.eye_mid)
+    crown = find_crown_y(alpha, x0, x1)
+    if crown is None:
+        crown = float(plan.to_output(np.array([0.0, head.crown_y]))[1])
+    return checks.spec_geometry(spec, crown, float(chin[1]), float(eye_mid[1]), float(eye_mid[0]))

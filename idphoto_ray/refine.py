@@ -1,0 +1,177 @@
+"""Alpha refinement: from a coarse model-resolution mask to a clean, edge-following matte.
+
+Two resolutions on purpose: the cheap geometric clean-up runs on the working image (it decides where
+the crown is), while per-pixel matting (guided filter, closed-form, decontamination) runs after the
+crop at output resolution, where a 1寸 photo is ~120k pixels instead of a multi-megapixel photo.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: Threshold separating person from background when reasoning about components.
+BINARY_THRESHOLD = 0.5
+#: Background components enclosed by the person and smaller than this fraction of the person's area are
+#: holes (a gap between arm and torso is larger and touches the border more often than not).
+MAX_HOLE_FRACTION = 0.02
+#: Soft edge kept around the winning component, px of the working image, so the edge stays soft.
+KEEP_MARGIN_PX = 3
+#: Guided-filter regulariser for a [0, 1] guide: small enough to follow hair/shoulder edges,
+#: large enough not to copy skin texture into the matte.
+GUIDED_EPS = 1e-3
+
+
+def upsample_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Model-resolution S×S mask (covering the whole image, no letterbox) → working-image size, bilinear."""
+    h, w = int(shape[0]), int(shape[1])
+    up = cv2.resize(np.asarray(mask, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(up, 0.0, 1.0)
+
+
+def _box_overlap_labels(labels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    h, w = labels.shape
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, x1 = max(0, min(w, x0)), max(0, min(w, x1))
+    y0, y1 = max(0, min(h, y0)), max(0, min(h, y1))
+    region = labels[y0:y1, x0:x1]
+    return np.unique(region[region > 0])
+
+
+def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float]) -> np.ndarray:
+    """Keep only the person attached to the subject's face and fill small holes inside it.
+
+    The largest component overlapping the face box wins; stray blobs (a second person's shoulder, a
+    lamp) are dropped. Returns zeros when nothing touches the face — the caller reports no_person.
+    """
+    alpha = np.asarray(alpha, dtype=np.float32)
+    binary = (alpha >= BINARY_THRESHOLD).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    candidates = _box_overlap_labels(labels, face_box)
+    if count <= 1 or candidates.size == 0:
+        return np.zeros_like(alpha)
+    best = int(candidates[np.argmax(stats[candidates, cv2.CC_STAT_AREA])])
+    person = (labels == best).astype(np.uint8)
+
+    holes = _small_enclosed_holes(person, max_area=MAX_HOLE_FRACTION * float(stats[best, cv2.CC_STAT_AREA]))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * KEEP_MARGIN_PX + 1,) * 2)
+    support = cv2.dilate(person, kernel).astype(bool)
+    out = np.where(support, alpha, 0.0).astype(np.float32)
+    out[holes] = 1.0
+    return out
+
+
+def _small_enclosed_holes(person: np.ndarray, max_area: float) -> np.ndarray:
+    """Background components that do not touch the image border and are small relative to the person."""
+    inverse = (person == 0).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inverse, connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    holes = np.zeros(person.shape, dtype=bool)
+    for label in range(1, count):
+        if label in border or stats[label, cv2.CC_STAT_AREA] > max_area:
+            continue
+        holes |= labels == label
+    return holes
+
+
+def _box(img: np.ndarray, radius: int) -> np.ndarray:
+    return cv2.boxFilter(img, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al. guided filter with box filters; grey (H×W) or colour (H×W×3) guide, values in [0, 1].
+
+    The colour version solves the per-pixel 3×3 system, which is what lets a matte follow a
+    hair/background edge that has similar brightness but different colour.
+    """
+    guide = np.asarray(guide, dtype=np.float32)
+    src = np.asarray(src, dtype=np.float32)
+    radius = max(1, int(radius))
+    mean_p = _box(src, radius)
+    if guide.ndim == 2:
+        mean_i = _box(guide, radius)
+        cov_ip = _box(guide * src, radius) - mean_i * mean_p
+        var_i = _box(guide * guide, radius) - mean_i * mean_i
+        a = cov_ip / (var_i + eps)
+        b = mean_p - a * mean_i
+        return _box(a, radius) * guide + _box(b, radius)
+
+    mean_i = _box(guide, radius)  # H×W×3
+    cov_ip = _box(guide * src[..., None], radius) - mean_i * mean_p[..., None]
+    sigma = np.empty(guide.shape[:2] + (3, 3), dtype=np.float32)
+    for i in range(3):
+        for j in range(i, 3):
+            v = _box(guide[..., i] * guide[..., j], radius) - mean_i[..., i] * mean_i[..., j]
+            sigma[..., i, j] = v
+            sigma[..., j, i] = v
+    sigma += eps * np.eye(3, dtype=np.float32)
+    a = np.linalg.solve(sigma, cov_ip[..., None])[..., 0]
+    b = mean_p - np.einsum("hwc,hwc->hw", a, mean_i)
+    return np.einsum("hwc,hwc->hw", _box(a, radius), guide) + _box(b, radius)
+
+
+def edge_band(alpha: np.ndarray, width: int) -> np.ndarray:
+    """Pixels within `width` px of the 0.5 iso-line: the only place refinement may change the matte."""
+    binary = (alpha >= BINARY_THRESHOLD).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    return (cv2.dilate(binary, kernel) - cv2.erode(binary, kernel)).astype(bool)
+
+
+def refine_alpha_crop(crop_rgb: np.ndarray, crop_alpha: np.ndarray, radius: int) -> np.ndarray:
+    """Edge-aware refinement at output resolution; radius should scale with the face size in output px.
+
+    Only the edge band is replaced, so texture inside the face can never punch holes in the matte.
+    """
+    radius = max(1, int(radius))
+    guide = crop_rgb.astype(np.float32) / 255.0
+    filtered = np.clip(guided_filter(guide, crop_alpha, radius, GUIDED_EPS), 0.0, 1.0)
+    band = edge_band(crop_alpha, radius)
+    return np.where(band, filtered, crop_alpha).astype(np.float32)
+
+
+def decontaminate(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Estimate the true foreground colour where 0 < alpha < 1 so the old background does not fringe.
+
+    pymatting's multilevel solver runs on the bounding box of the soft pixels only; opaque and empty
+    pixels keep their colour (empty ones are invisible after compositing anyway).
+    """
+    from pymatting import estimate_foreground_ml
+
+    soft = (alpha > 0.0) & (alpha < 1.0)
+    if not soft.any():
+        return rgb.copy()
+    ys, xs = np.nonzero(soft)
+    pad = 4
+    y0, y1 = max(0, ys.min() - pad), min(rgb.shape[0], ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(rgb.shape[1], xs.max() + pad + 1)
+    image = rgb[y0:y1, x0:x1].astype(np.float64) / 255.0
+    fg = estimate_foreground_ml(image, alpha[y0:y1, x0:x1].astype(np.float64))
+    fg8 = np.clip(np.rint(fg * 255.0), 0, 255).astype(np.uint8)
+    out = rgb.copy()
+    region = out[y0:y1, x0:x1]
+    region[soft[y0:y1, x0:x1]] = fg8[soft[y0:y1, x0:x1]]
+    return out
+
+
+def closed_form_alpha(rgb: np.ndarray, alpha: np.ndarray, band_px: int = 6) -> np.ndarray:
+    """Levin et al. closed-form matting on a trimap from the refined mask; falls back to `alpha`.
+
+    The trimap's unknown band is `band_px` either side of the 0.5 iso-line. pymatting fails on
+    degenerate trimaps (no definite foreground or background); the guided alpha is returned then.
+    """
+    binary = (alpha >= BINARY_THRESHOLD).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
+    sure_fg = cv2.erode(binary, kernel).astype(bool)
+    maybe = cv2.dilate(binary, kernel).astype(bool)
+    if not sure_fg.any() or maybe.all():
+        return alpha
+    trimap = np.where(sure_fg, 1.0, np.where(maybe, 0.5, 0.0))
+    try:
+        from pymatting import estimate_alpha_cf
+
+        cf = estimate_alpha_cf(rgb.astype(np.float64) / 255.0, trimap)
+    except Exception:  # noqa: BLE001 - any solver failure means "keep the guided alpha"
+        return alpha
+    if not np.all(np.isfinite(cf)):
+        return alpha
+    return np.clip(cf, 0.0, 1.0).astype(np.float32)

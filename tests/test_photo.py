@@ -1,0 +1,135 @@
+"""End-to-end per-photo orchestration on drawn people with exactly known geometry."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from idphoto_ray.backgrounds import parse_background
+from idphoto_ray.config import ProcessingOptions
+from idphoto_ray.photo import process_photo
+from idphoto_ray.specs import get_spec
+from idphoto_ray.types import Face, Reason, Status
+from synthetic_person import EYE, SKIN, FakeDetector, FakeLandmarker, draw_person
+
+OPTIONS = ProcessingOptions(min_inter_eye_px=20)
+
+
+def run(person, specs=("cn-1inch",), backgrounds=("blue",), faces=None, landmarker=True, **opts):
+    return process_photo(
+        person.image,
+        person.mask,
+        FakeDetector([person.face] if faces is None else faces),
+        FakeLandmarker(person.landmarks) if landmarker else None,
+        [get_spec(s) for s in specs],
+        [parse_background(b) for b in backgrounds],
+        OPTIONS.model_copy(update=opts),
+    )
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def measured_head_ratio(rgba: np.ndarray) -> float:
+    """Independent of the pipeline: crown from the PNG's alpha, chin = lowest skin pixel in the centre column."""
+    h, w = rgba.shape[:2]
+    centre = rgba[:, w // 2 - 2 : w // 2 + 3]
+    crown = np.nonzero((centre[..., 3] > 127).any(axis=1))[0][0]
+    skin = (np.abs(centre[..., :3].astype(int) - SKIN).sum(axis=2) < 60).any(axis=1)
+    chin = np.nonzero(skin)[0][-1]
+    return (chin - crown) / h
+
+
+@pytest.mark.parametrize("spec_name", ["cn-1inch", "us-passport"])
+def test_head_ratio_inside_spec_range_measured_on_output(spec_name):
+    spec = get_spec(spec_name)
+    result = run(draw_person(), specs=(spec_name,), backgrounds=("transparent", "white"))
+    assert result.status != Status.FAILED, result.message
+    lo, hi = spec.head_min_mm / spec.height_mm, spec.head_max_mm / spec.height_mm
+    assert lo <= result.metrics["head_height_ratio"] <= hi
+    rgba = decode(result.outputs[0].data)
+    assert rgba.shape == (spec.size_px[1], spec.size_px[0], 4)
+    assert lo <= measured_head_ratio(rgba) <= hi
+    assert not {"head_size_out_of_range", "crown_margin_out_of_range", "eye_line_out_of_range"} & set(result.flags)
+    assert decode(result.outputs[1].data).shape == (spec.size_px[1], spec.size_px[0], 3)
+
+
+def test_several_specs_and_backgrounds_from_one_segmentation():
+    result = run(draw_person(), specs=("cn-1inch", "cn-2inch"), backgrounds=("blue", "white", "red"))
+    assert [(o.spec, o.background) for o in result.outputs] == [
+        (s, b) for s in ("cn-1inch", "cn-2inch") for b in ("blue", "white", "red")
+    ]
+    assert all(o.ext == "jpg" for o in result.outputs)
+    assert {"detect", "mask", "crop", "matting", "decontaminate", "compose", "encode"} <= set(result.timings_ms)
+
+
+def test_rotated_input_comes_out_level():
+    person = draw_person(angle_deg=10.0)
+    result = run(person, backgrounds=("transparent",))
+    assert "roll_exceeds_limit" not in result.flags
+    assert abs(abs(result.metrics["roll_deg"]) - 10.0) < 0.5
+    rgba = decode(result.outputs[0].data)
+    eye = (np.abs(rgba[..., :3].astype(int) - EYE).sum(axis=2) < 80) & (rgba[..., 3] > 200)
+    ys, xs = np.nonzero(eye)
+    mid = rgba.shape[1] / 2
+    left, right = xs < mid, xs >= mid
+    dy = ys[right].mean() - ys[left].mean()
+    dx = xs[right].mean() - xs[left].mean()
+    assert abs(math.degrees(math.atan2(dy, dx))) < 1.0
+
+
+def test_roll_beyond_limit_is_corrected_and_flagged():
+    result = run(draw_person(angle_deg=20.0), max_roll_deg=15.0)
+    assert result.status == Status.NEEDS_REVIEW and "roll_exceeds_limit" in result.flags
+
+
+def test_two_comparable_faces_fail_as_multiple_faces():
+    person = draw_person()
+    x0, y0, x1, y1 = person.face.box
+    other = Face((x0 + 300, y0, x1 + 300, y1), 0.9, person.face.keypoints + [300, 0])
+    result = run(person, faces=[person.face, other])
+    assert result.status == Status.FAILED and result.reason == Reason.MULTIPLE_FACES
+    assert "2 faces" in result.message and result.outputs == []
+
+
+def test_no_face_fails_as_no_face():
+    result = run(draw_person(), faces=[])
+    assert (result.status, result.reason) == (Status.FAILED, Reason.NO_FACE)
+
+
+def test_empty_mask_fails_as_no_person():
+    person = draw_person()
+    person.mask[:] = 0.0
+    result = run(person)
+    assert (result.status, result.reason) == (Status.FAILED, Reason.NO_PERSON)
+
+
+def test_crown_near_the_top_is_padded_and_flagged():
+    result = run(draw_person(center=(350.0, 140.0)))
+    assert "padded_top" in result.flags and result.status == Status.NEEDS_REVIEW
+
+
+def test_missing_body_at_the_bottom_is_flagged():
+    result = run(draw_person(size=(500, 700)))
+    assert "missing_body_bottom" in result.flags
+
+
+def test_unexpected_exception_becomes_internal_error():
+    def broken(images):
+        raise RuntimeError("detector exploded")
+
+    person = draw_person()
+    result = process_photo(person.image, person.mask, broken, None, [get_spec("cn-1inch")], [parse_background("blue")], OPTIONS)
+    assert (result.status, result.reason) == (Status.FAILED, Reason.INTERNAL_ERROR)
+    assert "detector exploded" in result.message
+
+
+def test_without_landmarks_falls_back_to_keypoints_and_asks_for_review():
+    result = run(draw_person(), landmarker=False)
+    assert result.status == Status.NEEDS_REVIEW and "landmarks_unavailable" in result.flags
+    assert result.outputs
