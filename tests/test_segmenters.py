@@ -164,3 +164,78 @@ def test_fetch_uri_from_fsspec_memory_and_errors_name_the_uri(tmp_path):
         fsspec.filesystem("memory").rm("memory://bucket", recursive=True)
     with pytest.raises(ModelUnavailable, match="nope.onnx"):
         fetch_uri(str(tmp_path / "nope.onnx"), home=tmp_path)
+
+
+def test_rembg_model_without_network_says_how_to_prestage(tmp_path, monkeypatch):
+    import pooch.downloaders
+
+    from idphoto_ray.models.home import ModelUnavailable
+    from idphoto_ray.models.rembg_models import ensure_rembg
+
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))
+    monkeypatch.setattr(pooch.downloaders, "DEFAULT_TIMEOUT", 3)  # never hang where DNS blackholes
+    with pytest.raises(ModelUnavailable) as err:
+        ensure_rembg("u2netp")
+    msg = str(err.value)
+    assert str(tmp_path / "u2net") in msg and "U2NET_HOME" in msg
+    assert "u2netp.onnx" in msg and "model_uri" in msg and "rembg d u2netp" in msg
+
+
+def test_prestaged_rembg_file_is_found_and_fixed_batch_made_dynamic(tmp_path, monkeypatch):
+    from idphoto_ray.models.registry import build_segmenter, model_bytes, resolve_segmenter
+
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    (tmp_path / "u2netp.onnx").write_bytes(_fixed_batch_model(resist=False).SerializeToString())
+    info, path = resolve_segmenter("u2netp", preprocess=TINY)
+    assert path == tmp_path / "u2netp.onnx" and info.source == "rembg" and info.input_size == 8
+    seg = build_segmenter(info, model_bytes(path))
+    assert seg.batched and seg(_images(2)).shape == (2, 8, 8)
+
+
+def test_registry_unknown_name_lists_known_models():
+    from idphoto_ray.models.registry import MODELS, get_info, resolve_segmenter
+
+    with pytest.raises(ValueError, match="unknown model 'u3net'") as err:
+        resolve_segmenter("u3net")
+    for known in ("mediapipe-selfie", "u2net", "birefnet-portrait", "u2net-arch"):
+        assert known in str(err.value)
+    with pytest.raises(ValueError, match="not a segmenter"):
+        resolve_segmenter("blazeface")
+    assert "not for real use" in get_info("u2netp-arch").note
+    assert MODELS["birefnet-general"].preprocess.sigmoid and not MODELS["u2net"].preprocess.sigmoid
+    assert MODELS["isnet-general-use"].preprocess.mean == (0.5, 0.5, 0.5)
+
+
+def test_registry_lists_and_generates_arch_models(tmp_path, monkeypatch):
+    from idphoto_ray.models.registry import fetch_models, list_models
+
+    monkeypatch.setenv("IDPHOTO_RAY_HOME", str(tmp_path))
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))
+    rows = {info.name: (info, cached, path) for info, cached, path in list_models()}
+    assert {"mediapipe-selfie", "blazeface", "face-mesh", "u2net", "bria-rmbg", "u2netp-arch"} <= set(rows)
+    assert rows["u2netp-arch"][1] is False and rows["u2net"][1] is False
+    paths = fetch_models(["u2netp-arch"])
+    assert paths["u2netp-arch"] == tmp_path / "arch" / "u2netp-arch.onnx" and paths["u2netp-arch"].is_file()
+    assert dict((i.name, c) for i, c, _ in list_models())["u2netp-arch"] is True
+    with pytest.raises(ValueError, match="known models"):
+        fetch_models(["u2netp-arch", "nope"])
+
+
+def test_mediapipe_selfie_masks_astronaut(mediapipe_models):
+    from skimage.data import astronaut
+
+    from idphoto_ray.models.registry import build_segmenter, model_bytes, resolve_segmenter
+
+    info, path = resolve_segmenter("mediapipe-selfie")
+    assert path == mediapipe_models["mediapipe-selfie"]
+    seg = build_segmenter(info, model_bytes(path), intra_op_num_threads=1)
+    img = astronaut()  # 512×512, face around rows 90–180, cols 200–280
+    masks = seg([img, img[:, ::-1].copy()])
+    assert masks.shape == (2, 256, 256) and masks.dtype == np.float32 and seg.batched
+    m = masks[0]
+    face = m[50:80, 105:127]  # eyes, nose and mouth, at model scale (÷2)
+    assert face.mean() > 0.95 and face.min() > 0.5
+    for corner in (m[:25, :25], m[:25, -25:]):
+        assert corner.mean() < 0.1
+    a, b = masks[0] > 0.5, masks[1][:, ::-1] > 0.5  # mirrored image → (nearly) mirrored mask
+    assert (a & b).sum() / (a | b).sum() > 0.9
