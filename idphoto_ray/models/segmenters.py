@@ -65,9 +65,13 @@ def fixed_batch_size(model: onnx.ModelProto) -> int | None:
 
 
 def verify_batch_equivalence(
-    session, input_shape: tuple[int, ...], n: int = 3, seed: int = 0
+    session, input_shape: tuple[int, ...], n: int = 2, seed: int = 0
 ) -> tuple[bool, str]:
-    """Does one batch-`n` run equal `n` single runs (every output, ≤ BATCH_TOLERANCE)?"""
+    """Does one batch-`n` run equal `n` single runs on every output?
+
+    The tolerance is BATCH_TOLERANCE relative to max(1, |output|): raw logits (BiRefNet) can be ~10
+    and batched kernels sum in a different order. n=2 keeps the check cheap for 1024² models.
+    """
     rng = np.random.default_rng(seed)
     name = session.get_inputs()[0].name
     x = rng.standard_normal((n, *input_shape), dtype=np.float32)
@@ -81,7 +85,7 @@ def verify_batch_equivalence(
         if out.shape != expected.shape:
             return False, f"output {k} has shape {out.shape} for batch {n}, expected {expected.shape}"
         diff = float(np.max(np.abs(out.astype(np.float64) - expected)))
-        if diff > BATCH_TOLERANCE:
+        if diff > BATCH_TOLERANCE * max(1.0, float(np.max(np.abs(expected)))):
             return False, f"output {k} differs from single runs by {diff:.2e} > {BATCH_TOLERANCE:g}"
     return True, f"batch-{n} output equals {n} single runs"
 
@@ -164,20 +168,17 @@ class OnnxSegmenter:
         def session_for(m: bytes | str | Path):
             return create_session(m, device, intra_op_num_threads, tensorrt, trt_cache_dir)
 
-        proto = _load_model(model)
-        if fixed_batch_size(proto) == 1:
-            dynamic = make_batch_dynamic(proto).SerializeToString()
+        self.session = session_for(model)
+        if self.session.get_inputs()[0].shape[0] == 1:
+            dynamic = make_batch_dynamic(_load_model(model)).SerializeToString()
             candidate = session_for(dynamic)
             ok, detail = verify_batch_equivalence(candidate, self._sample_shape())
             if ok:
                 self.session = candidate
                 self.info = f"fixed batch 1 made dynamic; {detail}"
             else:
-                self.session = session_for(model)
                 self.batched = False
                 self.info = f"fixed batch 1 cannot be made dynamic ({detail}); running one image at a time"
-        else:
-            self.session = session_for(model)
         self.input_name = self.session.get_inputs()[0].name
 
     def _sample_shape(self) -> tuple[int, int, int]:
