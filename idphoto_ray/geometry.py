@@ -148,7 +148,9 @@ def rotate_about(image: np.ndarray, alpha: np.ndarray, center: tuple[float, floa
 
     To level an eye line with roll r, call with angle_deg = r.
     """
-    h, w = alpha.shape[:2]
+    h, w = image.shape[:2]
+    if alpha.shape[:2] != (h, w):
+        raise ValueError(f"alpha {alpha.shape[:2]} does not match image {(h, w)}")
     m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle_deg), 1.0)
     corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64)
     moved = corners @ m.T

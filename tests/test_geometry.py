@@ -1,0 +1,128 @@
+"""Head geometry: subject choice, landmarks → eyes/chin/roll/yaw, crown, leveling, crop planning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from idphoto_ray.geometry import (
+    chin_point,
+    crown_touches_top,
+    extract_crop,
+    eye_centers,
+    find_crown_y,
+    plan_crop,
+    roll_deg,
+    rotate_about,
+    select_subject,
+    transform_points,
+    yaw_estimate_deg,
+)
+from idphoto_ray.refine import upsample_mask
+from idphoto_ray.specs import get_spec
+from idphoto_ray.types import Face, PhotoError, Reason
+from synthetic_person import draw_person
+
+
+def face(x0, y0, size):
+    kp = np.tile([x0 + size / 2, y0 + size / 2], (6, 1)).astype(np.float32)
+    return Face((x0, y0, x0 + size, y0 + size), 0.9, kp)
+
+
+def test_select_subject_largest_and_rejects_comparable_second_face():
+    big, small = face(100, 100, 200), face(10, 10, 60)
+    assert select_subject([small, big], (600, 600), 0.5) is big
+    with pytest.raises(PhotoError) as err:
+        select_subject([big, face(350, 100, 160)], (600, 600), 0.5)
+    assert err.value.reason == Reason.MULTIPLE_FACES and "2 faces" in err.value.message
+    with pytest.raises(PhotoError) as err:
+        select_subject([], (600, 600), 0.5)
+    assert err.value.reason == Reason.NO_FACE
+
+
+def test_eyes_chin_from_mesh_and_from_keypoints():
+    p = draw_person()
+    right, left = eye_centers(p.landmarks, p.face)
+    assert np.allclose(right, p.right_eye, atol=1e-3) and np.allclose(left, p.left_eye, atol=1e-3)
+    assert np.allclose(chin_point(p.landmarks, p.face), p.chin)
+    right_kp, left_kp = eye_centers(None, p.face)
+    assert np.allclose(right_kp, p.right_eye, atol=1e-3)
+    approx_chin = chin_point(None, p.face)
+    assert abs(approx_chin[1] - p.chin[1]) < 0.15 * 260  # documented anthropometric guess
+
+
+def test_roll_sign_and_rotation_levels_the_eyes():
+    p = draw_person(angle_deg=10.0)
+    right, left = eye_centers(p.landmarks, p.face)
+    roll = roll_deg(left, right)
+    assert roll == pytest.approx(-10.0, abs=1e-3)  # ccw-rotated head: the image-right eye is higher
+    mid = (right + left) / 2
+    rot = rotate_about(p.image, upsample_mask(p.mask, p.image.shape), tuple(mid), roll)
+    r2, l2 = transform_points(np.stack([right, left]), rot.matrix)
+    assert abs(roll_deg(l2, r2)) < 1e-6
+    assert rot.image.shape[0] > p.image.shape[0] and rot.valid.min() == 0.0  # canvas grew, corners marked
+
+
+def test_yaw_is_zero_for_frontal_even_when_rolled_and_grows_with_nose_offset():
+    assert abs(yaw_estimate_deg(draw_person(angle_deg=10.0).landmarks)) < 0.5
+    p = draw_person()
+    turned = p.landmarks.copy()
+    turned[1, 0] += 0.2 * 95  # nose towards the image right by 0.2 half-widths
+    assert 5.0 < yaw_estimate_deg(turned) < 25.0
+    assert yaw_estimate_deg(None, p.face) == pytest.approx(0.0, abs=0.5)
+
+
+def test_crown_is_top_of_mask_in_face_columns_subpixel():
+    alpha = np.zeros((50, 40), np.float32)
+    alpha[20:, 10:30] = 1.0
+    alpha[19, 10:30] = 0.75
+    alpha[5:, 0:3] = 1.0  # something taller outside the face span is ignored
+    assert find_crown_y(alpha, 10, 30) == pytest.approx(18 + 0.5 / 0.75)
+    assert find_crown_y(alpha, 35, 40) is None
+    assert not crown_touches_top(alpha, 10, 30)
+    alpha[0, 15] = 1.0
+    assert crown_touches_top(alpha, 10, 30)
+
+
+def test_plan_hits_head_middle_and_spec_crown_target():
+    spec = get_spec("cn-1inch")
+    plan = plan_crop(spec, crown_y=200.0, chin_y=460.0, eye_y=336.5, face_center_x=350.0, image_shape=(900, 700))
+    head_out = 260.0 * plan.scale
+    assert head_out == pytest.approx(spec.head_target_px())
+    crown_out = plan.to_output(np.array([350.0, 200.0]))
+    assert crown_out[1] == pytest.approx(spec.crown_target_px())
+    assert crown_out[0] == pytest.approx(spec.size_px[0] / 2)
+    assert plan.placement == "crown" and plan.flags() == []
+
+
+def test_plan_uses_eye_rule_when_no_crown_rule():
+    spec = get_spec("us-passport")
+    plan = plan_crop(spec, 200.0, 460.0, 336.5, 350.0, (900, 700))
+    eye_out = plan.to_output(np.array([350.0, 336.5]))
+    assert plan.placement == "eye"
+    assert spec.size_px[1] - eye_out[1] == pytest.approx(spec.eye_from_bottom_target_px())
+
+
+def test_plan_flags_where_the_box_leaves_the_source():
+    spec = get_spec("cn-1inch")
+    plan = plan_crop(spec, 0.5, 150.0, 80.0, 40.0, (180, 300))
+    assert {"padded_top", "padded_sides", "missing_body_bottom", "crown_cut_by_frame"} == set(plan.flags())
+    with pytest.raises(PhotoError):
+        plan_crop(spec, 100.0, 100.0, 100.0, 50.0, (200, 300))
+
+
+@pytest.mark.parametrize("shrink", [1.0, 4.0])
+def test_extract_crop_maps_points_where_plan_says(shrink):
+    """A bright dot lands where plan.to_output puts it, both on the direct path and the INTER_AREA path."""
+    spec = get_spec("cn-1inch")
+    h = int(1200 * shrink)
+    img = np.zeros((h, h, 3), np.uint8)
+    dot = np.array([h * 0.5, h * 0.45])
+    r = int(6 * shrink)
+    img[int(dot[1]) - r : int(dot[1]) + r + 1, int(dot[0]) - r : int(dot[0]) + r + 1] = 255
+    plan = plan_crop(spec, h * 0.3, h * 0.3 + 279 * shrink, h * 0.45, h * 0.5, img.shape)
+    out = extract_crop(img, plan, "replicate")
+    assert out.shape == (413, 295, 3)
+    ys, xs = np.nonzero(out[..., 0] > 127)
+    expected = plan.to_output(np.array([int(dot[0]), int(dot[1])]))
+    assert abs(xs.mean() - expected[0]) < 0.6 and abs(ys.mean() - expected[1]) < 0.6
