@@ -120,13 +120,16 @@ def edge_band(alpha: np.ndarray, width: int) -> np.ndarray:
 def refine_alpha_crop(crop_rgb: np.ndarray, crop_alpha: np.ndarray, radius: int) -> np.ndarray:
     """Edge-aware refinement at output resolution; radius should scale with the face size in output px.
 
-    Only the edge band is replaced, so texture inside the face can never punch holes in the matte.
+    Only the edge band stays soft: inside it the guided filter decides; outside it the matte is snapped
+    to 0/1, so texture inside the face can never punch holes and a coarse mask's wide ramp cannot leave
+    a halo of old background around the head.
     """
     radius = max(1, int(radius))
     guide = crop_rgb.astype(np.float32) / 255.0
     filtered = np.clip(guided_filter(guide, crop_alpha, radius, GUIDED_EPS), 0.0, 1.0)
     band = edge_band(crop_alpha, radius)
-    return np.where(band, filtered, crop_alpha).astype(np.float32)
+    hard = (crop_alpha >= BINARY_THRESHOLD).astype(np.float32)
+    return np.where(band, filtered, hard).astype(np.float32)
 
 
 def decontaminate(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
