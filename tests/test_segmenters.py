@@ -1,4 +1,4 @@
-"""Segmenters: U²-Net architecture, batching of fixed-batch graphs, per-sample normalisation, model sources."""
+"""Segmenters: U²-Net architecture, fixed-batch graphs, per-sample normalisation, model sources."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def test_u2net_arch_is_deterministic_per_seed():
 
 def test_minmax_is_per_sample_not_over_the_batch():
     pre = Preprocess(input_size=4, minmax=True)
-    raw = np.stack([np.linspace(0.0, 0.2, 16), np.linspace(0.5, 1.0, 16)]).reshape(2, 1, 4, 4).astype(np.float32)
+    raw = np.stack([np.linspace(0.0, 0.2, 16), np.linspace(0.5, 1.0, 16)]).reshape(2, 1, 4, 4)
+    raw = raw.astype(np.float32)
     masks = postprocess(raw, pre)
     for m in masks:  # each image spans the full [0, 1] on its own
         assert m.min() == pytest.approx(0.0) and m.max() == pytest.approx(1.0)
@@ -72,7 +73,10 @@ def _fixed_batch_model(resist: bool) -> onnx.ModelProto:
             numpy_helper.from_array(np.array([1, 64], np.int64), "flat"),
             numpy_helper.from_array(np.array([1, 1, 8, 8], np.int64), "back"),
         ]
-        nodes += [helper.make_node("Reshape", ["c", "flat"], ["f"]), helper.make_node("Reshape", ["f", "back"], ["r"])]
+        nodes += [
+            helper.make_node("Reshape", ["c", "flat"], ["f"]),
+            helper.make_node("Reshape", ["f", "back"], ["r"]),
+        ]
         last = "r"
     else:
         last = "c"

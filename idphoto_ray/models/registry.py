@@ -34,6 +34,7 @@ class ModelInfo:
 
 
 _ARCH = {"u2net-arch": "u2net", "u2netp-arch": "u2netp"}
+_U2NET_PRE = rembg_models.REMBG_MODELS["u2net"]  # arch models take u2net's input, like the real file
 
 
 def _catalogue() -> dict[str, ModelInfo]:
@@ -53,8 +54,8 @@ def _catalogue() -> dict[str, ModelInfo]:
         for name, pre in rembg_models.REMBG_MODELS.items()
     ]
     infos += [
-        ModelInfo(name, "segmentation", u2net_arch.INPUT_SIZE, "generated", NOT_FOR_REAL_USE, rembg_models.REMBG_MODELS[v])
-        for name, v in _ARCH.items()
+        ModelInfo(name, "segmentation", u2net_arch.INPUT_SIZE, "generated", NOT_FOR_REAL_USE, _U2NET_PRE)
+        for name in _ARCH
     ]
     return {i.name: i for i in infos}
 
@@ -107,12 +108,15 @@ def resolve_segmenter(
     if model_uri:
         if preprocess is None:
             raise ValueError(f"model_uri {model_uri!r} needs a `preprocess` block describing the model")
-        info = ModelInfo(model_uri, "segmentation", preprocess.input_size, "uri", f"ONNX from {model_uri}", preprocess)
+        note = f"ONNX from {model_uri}"
+        info = ModelInfo(model_uri, "segmentation", preprocess.input_size, "uri", note, preprocess)
         return info, fetch_uri(model_uri)
     info = get_info(name)
     if info.preprocess is None:
         segmenters = sorted(n for n, i in MODELS.items() if i.preprocess is not None)
-        raise ValueError(f"model {name!r} is a {info.task} model, not a segmenter; segmenters: {', '.join(segmenters)}")
+        raise ValueError(
+            f"model {name!r} is a {info.task} model, not a segmenter; segmenters: {', '.join(segmenters)}"
+        )
     if preprocess is not None:
         info = replace(info, preprocess=preprocess, input_size=preprocess.input_size)
     return info, _ensure(info)

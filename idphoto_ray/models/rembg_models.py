@@ -24,7 +24,9 @@ REMBG_MODELS: dict[str, Preprocess] = {
     "u2netp": _U2NET,
     "u2net_human_seg": _U2NET,
     "silueta": _U2NET,
-    "isnet-general-use": Preprocess(input_size=1024, scale="image_max", mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0)),
+    "isnet-general-use": Preprocess(
+        input_size=1024, scale="image_max", mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0)
+    ),
     "isnet-anime": Preprocess(
         input_size=1024, scale="image_max", mean=(0.485, 0.456, 0.406), std=(1.0, 1.0, 1.0)
     ),
@@ -40,7 +42,7 @@ REMBG_MODELS: dict[str, Preprocess] = {
 
 
 def u2net_home() -> Path:
-    """rembg's legacy flat cache (`U2NET_HOME`, else `$XDG_DATA_HOME/.u2net`, else `~/.u2net`), as rembg computes it."""
+    """rembg's flat cache, computed as rembg does: U2NET_HOME, else $XDG_DATA_HOME/.u2net, else ~/.u2net."""
     base = os.getenv("U2NET_HOME", os.path.join(os.getenv("XDG_DATA_HOME", "~"), ".u2net"))
     return Path(os.path.expanduser(base))
 

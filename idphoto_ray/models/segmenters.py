@@ -135,7 +135,8 @@ def postprocess(raw: np.ndarray, pre: Preprocess) -> np.ndarray:
         raise ValueError(f"segmentation output must be 3-D or 4-D, got shape {raw.shape}")
     pred = raw.astype(np.float32)
     if pred.shape[1:] != (pre.input_size, pre.input_size):
-        pred = np.stack([cv2.resize(p, (pre.input_size, pre.input_size), interpolation=cv2.INTER_LINEAR) for p in pred])
+        size = (pre.input_size, pre.input_size)
+        pred = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in pred])
     if pre.sigmoid:
         pred = 1.0 / (1.0 + np.exp(-pred))
     if pre.minmax:
@@ -194,5 +195,6 @@ class OnnxSegmenter:
         if self.batched:
             raw = self.session.run(None, {self.input_name: x})[idx]
         else:
-            raw = np.concatenate([self.session.run(None, {self.input_name: x[i : i + 1]})[idx] for i in range(len(x))])
+            runs = [self.session.run(None, {self.input_name: x[i : i + 1]})[idx] for i in range(len(x))]
+            raw = np.concatenate(runs)
         return postprocess(raw, self.preprocess)

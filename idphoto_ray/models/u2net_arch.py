@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from idphoto_ray.models.home import atomic_write_bytes
+
 Variant = Literal["u2net", "u2netp"]
 
 INPUT_NAME = "input.1"
@@ -66,7 +68,9 @@ class _Graph:
         self.inits.append(numpy_helper.from_array(arr, name))
         return name
 
-    def conv(self, x: str, cin: int, cout: int, prefix: str, k: int = 3, dil: int = 1, std: float | None = None) -> str:
+    def conv(
+        self, x: str, cin: int, cout: int, prefix: str, k: int = 3, dil: int = 1, std: float | None = None
+    ) -> str:
         fan_in = cin * k * k
         std = np.sqrt(2.0 / fan_in) if std is None else std
         w = (self.rng.standard_normal((cout, cin, k, k), dtype=np.float32) * std).astype(np.float32)
@@ -75,7 +79,9 @@ class _Graph:
         pad = dil * (k // 2)
         out = self.tmp(prefix)
         self.nodes.append(
-            helper.make_node("Conv", [x, wn, bn], [out], kernel_shape=[k, k], pads=[pad] * 4, dilations=[dil, dil])
+            helper.make_node(
+                "Conv", [x, wn, bn], [out], kernel_shape=[k, k], pads=[pad] * 4, dilations=[dil, dil]
+            )
         )
         return out
 
@@ -132,7 +138,7 @@ class _Graph:
 
 
 def _rsu(g: _Graph, x: str, kind: str, cin: int, mid: int, cout: int, prefix: str) -> str:
-    """Residual U-block: RSU-L is an L-level U-Net inside one stage; RSU-4F uses dilation instead of pooling."""
+    """Residual U-block: RSU-L is an L-level U-Net inside one stage; RSU-4F dilates instead of pooling."""
     hxin = g.rebnconv(x, cin, cout, f"{prefix}.rebnconvin")
     if kind == "RSU4F":
         h1 = g.rebnconv(hxin, cout, mid, f"{prefix}.rebnconv1", 1)
@@ -157,7 +163,7 @@ def _rsu(g: _Graph, x: str, kind: str, cin: int, mid: int, cout: int, prefix: st
 
 
 def build_u2net(variant: Variant = "u2net", seed: int = 0) -> onnx.ModelProto:
-    """U²-Net or U²-Net-P with random He-initialised weights; input N×3×320×320, outputs d0..d6 N×1×320×320."""
+    """U²-Net or U²-Net-P, random He-initialised weights: input N×3×320×320, outputs d0..d6 N×1×320×320."""
     if variant not in _STAGES:
         raise ValueError(f"unknown U²-Net variant {variant!r}; known: {sorted(_STAGES)}")
     spec = _STAGES[variant]
@@ -182,14 +188,16 @@ def build_u2net(variant: Variant = "u2net", seed: int = 0) -> onnx.ModelProto:
     fused = g.conv(g.op("Concat", sides, "cat_sides", axis=1), 6, 1, "outconv", k=1, std=1.0 / np.sqrt(6.0))
     for name, logit in zip(OUTPUT_NAMES, [fused, *sides]):
         g.nodes.append(helper.make_node("Sigmoid", [logit], [name]))
+    out_shape = ["N", 1, INPUT_SIZE, INPUT_SIZE]
     graph = helper.make_graph(
         g.nodes,
         f"{variant}-arch (random weights, not for real use)",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, INPUT_SIZE, INPUT_SIZE])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 1, INPUT_SIZE, INPUT_SIZE]) for n in OUTPUT_NAMES],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, out_shape) for o in OUTPUT_NAMES],
         g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="idphoto-ray")
+    opsets = [helper.make_opsetid("", OPSET)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="idphoto-ray")
     model.doc_string = f"{variant} architecture with random weights (seed {seed}) - NOT FOR REAL USE"
     onnx.checker.check_model(model)
     return model
@@ -198,7 +206,9 @@ def build_u2net(variant: Variant = "u2net", seed: int = 0) -> onnx.ModelProto:
 def count_parameters(model: onnx.ModelProto) -> int:
     """Trainable parameters as torch counts them: conv weights/biases and BN affine, not BN running stats."""
     return sum(
-        int(np.prod(init.dims)) for init in model.graph.initializer if not init.name.endswith(_BUFFER_SUFFIXES)
+        int(np.prod(init.dims))
+        for init in model.graph.initializer
+        if not init.name.endswith(_BUFFER_SUFFIXES)
     )
 
 
@@ -206,8 +216,4 @@ def generate(variant: Variant, path: Path, seed: int = 0) -> Path:
     """Write the random-weight model to `path` once (atomic rename) and return it."""
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{np.random.default_rng().integers(1 << 30)}")
-    tmp.write_bytes(build_u2net(variant, seed).SerializeToString())
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(path, build_u2net(variant, seed).SerializeToString())

@@ -72,7 +72,8 @@ def fetch_uri(uri: str, home: Path | None = None) -> Path:
             "(`pip install 'idphoto-ray[s3]'` or `[gcs]`)."
         ) from exc
     except Exception as exc:
-        raise ModelUnavailable(f"cannot copy model_uri {uri!r} to {dest}: {type(exc).__name__}: {exc}") from exc
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ModelUnavailable(f"cannot copy model_uri {uri!r} to {dest}: {reason}") from exc
     atomic_write_bytes(_sidecar(dest), f"{checksum}\n".encode())
     log.info("copied %s to %s (sha256 %s)", uri, dest, checksum)
     return dest
