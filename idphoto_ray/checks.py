@@ -172,7 +172,10 @@ def resolution(inter_eye_px: float, upscale: float, min_inter_eye_px: float) -> 
 
 
 def face_quality(face_rgb: np.ndarray, mid_x: float) -> tuple[dict[str, Any], list[str]]:
-    """Sharpness, exposure and illumination uniformity of the face crop; mid_x is in crop coordinates."""
+    """Sharpness, exposure and illumination uniformity of the face crop; mid_x is in crop coordinates.
+
+    Metrics are flat floats (exposure = mean face luminance) so they drop straight into manifest columns.
+    """
     sharp = sharpness(face_rgb)
     expo = exposure(face_rgb)
     illum = illumination_ratio(face_rgb, mid_x)
@@ -185,4 +188,11 @@ def face_quality(face_rgb: np.ndarray, mid_x: float) -> tuple[dict[str, Any], li
         flags.append("overexposed")
     if illum < MIN_ILLUMINATION_RATIO:
         flags.append("uneven_lighting")
-    return {"sharpness": sharp, "exposure": expo, "illumination_ratio": illum}, flags
+    metrics = {
+        "sharpness": sharp,
+        "exposure": expo["mean"],
+        "underexposed_fraction": expo["under"],
+        "overexposed_fraction": expo["over"],
+        "illumination_ratio": illum,
+    }
+    return metrics, flags
