@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from idphoto_ray.backgrounds import Background
+from idphoto_ray.backgrounds import Background
 
 
-def composite(fg_rgb: np.ndarray, alpha: np.ndarray, background: "Background") -> np.ndarray:
+def composite(fg_rgb: np.ndarray, alpha: np.ndarray, background: Background) -> np.ndarray:
     """Straight (non-premultiplied) alpha blend in float32.
 
     Returns H×W×3 uint8 over a solid colour, or H×W×4 RGBA with straight alpha when background.rgb is
