@@ -36,7 +36,7 @@ class Background:
 
 
 def parse_background(value: str) -> Background:
-    """'white', 'blue', …, 'transparent' or '#RRGGBB' (case-insensitive) → Background; anything else is a ValueError.
+    """'white', 'blue', …, 'transparent' or '#RRGGBB' (case-insensitive) → Background; else ValueError.
 
     The bare hex ('438edb') is accepted too, so a Background's own name parses back to it.
     """

@@ -69,10 +69,9 @@ def decode_image(data: bytes, long_side: int = 1600, max_pixels: int = 80_000_00
         if im.format == "JPEG":
             im.draft(None, _target_size(im.size, long_side))
         im.load()
-        im = _flatten_on_white(_to_8bit(im))
+        rgb = _fit(np.asarray(_flatten_on_white(_to_8bit(im))), long_side)
         if orientation in _TRANSPOSE:
-            im = im.transpose(_TRANSPOSE[orientation])
-        rgb = _fit(np.asarray(im), long_side)
+            rgb = np.array(Image.fromarray(rgb).transpose(_TRANSPOSE[orientation]))
     except PhotoError:
         raise
     except Image.DecompressionBombError as exc:
@@ -151,7 +150,10 @@ def _rescale_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _fit(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """Downscale to the working long side with area averaging (alias-free for reduction); never upscale."""
+    """Downscale to the working long side with area averaging (alias-free for reduction); never upscale.
+
+    Runs before the EXIF transpose, so only the small working image is ever rotated.
+    """
     h, w = rgb.shape[:2]
     if max(w, h) <= long_side:
         return np.array(rgb, dtype=np.uint8, order="C")

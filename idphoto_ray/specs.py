@@ -131,7 +131,10 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             face_width_min_mm=15,
             face_width_max_mm=22,
             background="white",
-            source="MFA consular photo rules (2nd-hand: bbs.sgcn.org/thread-16277781; shidian.gov.cn/info/2676/1956243.htm)",
+            source=(
+                "MFA consular photo rules (2nd-hand: bbs.sgcn.org/thread-16277781; "
+                "shidian.gov.cn/info/2676/1956243.htm)"
+            ),
         ),
         # Resident ID card, GA 461-2004: digital file 358×441 px at 350 dpi (26×32 mm). Official rules in px at
         # 350 dpi: face width 207±14 px (15±1 mm), crown 7–21 px (0.5–1.5 mm) below the top, eye line ≥ 207 px
@@ -153,7 +156,10 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             face_width_min_mm=14,
             face_width_max_mm=16,
             background="white",
-            source="GA 461-2004 (2nd-hand: hybridbeedesign.com/news_mini.asp?id=2088, taximeter.com.cn/147572899908.html)",
+            source=(
+                "GA 461-2004 (2nd-hand: hybridbeedesign.com/news_mini.asp?id=2088, "
+                "taximeter.com.cn/147572899908.html)"
+            ),
         ),
         # US passport / visa: 2×2 in, 600×600 px; head 1–1⅜ in (25–35 mm); eyes 1⅛–1⅜ in (28–35 mm) above the
         # bottom; white or off-white.
@@ -279,7 +285,9 @@ def all_specs(spec_files: Iterable[str | Path] = ()) -> dict[str, PhotoSpec]:
 
 def format_specs_table(specs: Mapping[str, PhotoSpec]) -> str:
     """Plain-text table for `idphoto-ray specs`; pads by display width so CJK titles line up."""
-    header = ("name", "title", "mm", "px", "dpi", "head mm", "crown↓top mm", "eyes↑bottom mm", "face w mm", "background")
+    header = (
+        "name", "title", "mm", "px", "dpi", "head mm", "crown↓top mm", "eyes↑bottom mm", "face w mm", "background"
+    )
     rows = [header] + [_spec_row(s) for s in specs.values()]
     widths = [max(_display_width(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(_pad(cell, w) for cell, w in zip(r, widths)).rstrip() for r in rows]
