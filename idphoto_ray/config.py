@@ -67,6 +67,9 @@ class JobConfig(BaseModel):
     input_list: str | None = Field(
         None, description="CSV or Parquet with a 'path' column and optional 'id' column naming the outputs."
     )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for bucket inputs/outputs, e.g. {endpoint_url: ...} for s3fs."
+    )
     output: str = Field("idphoto-out", description="Output folder or URI: photos, manifest/, run.json, review.html.")
     specs: list[str] = Field(default_factory=lambda: ["cn-1inch"], description="Photo specs to make for each input.")
     backgrounds: list[str] = Field(default_factory=lambda: ["blue"], description="Backgrounds: names, #RRGGBB or transparent.")
@@ -80,9 +83,12 @@ class JobConfig(BaseModel):
     concurrency: int | None = Field(None, ge=1, description="Segmentation actors; default: #GPUs on cuda, else cores/2.")
     intra_op_num_threads: int | None = Field(None, ge=1, description="ORT threads per actor; default: cores split between actors.")
     resume: bool = Field(False, description="Skip inputs that already have an ok/needs_review row for this config.")
-    limit: int | None = Field(None, ge=1, description="Process at most this many inputs (after resume filtering).")
+    limit: int | None = Field(None, ge=1, description="Process only the first N listed inputs (for trials).")
     review_ok_sample: int = Field(24, ge=0, description="How many ok photos review.html shows beside the problems.")
     processing: ProcessingOptions = Field(default_factory=ProcessingOptions, description="Per-photo image options.")
+    no_progress_timeout_s: float | None = Field(
+        None, description="Ray Data's no-progress timeout; -1 disables it (scheduled runs on autoscaling clusters)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "JobConfig":

@@ -11,3 +11,18 @@ def mediapipe_models():
     from idphoto_ray.models.mediapipe_fetch import MEDIAPIPE_MODELS, ensure
 
     return {name: ensure(name) for name in MEDIAPIPE_MODELS}
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray per test session (start costs seconds); 2 CPUs like the CI machine."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    os.environ.pop("RAY_ADDRESS", None)
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,528 @@
+"""The Ray Data job: read → decode → segment (ONNX actor pool) → finish (detect, refine, compose, write) → manifest.
+
+This is the only library module that imports Ray. Models reach the workers as bytes through the object
+store, so no worker ever needs a driver-local path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from idphoto_ray.config import JobConfig
+from idphoto_ray.manifest import completed_hashes, empty_row, read_manifest, rows_to_table
+from idphoto_ray.read import InputItem, list_inputs, open_filesystem
+from idphoto_ray.write import join, write_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run did; also written to run.json."""
+
+    run_id: str
+    output: str
+    listed: int
+    skipped: int
+    processed: int
+    wall_s: float
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+    manifest_dir: str = ""
+    review_html: str = ""
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    def table(self) -> str:
+        lines = [
+            f"run {self.run_id}: {self.listed} inputs listed, {self.skipped} unchanged (skipped), "
+            f"{self.processed} processed in {self.wall_s:.1f} s ({self.images_per_s:.2f} images/s)",
+        ]
+        if self.processed == 0:
+            lines.append("nothing to do: every input already has an ok/needs_review row for this config")
+        for status in ("ok", "needs_review", "failed"):
+            if self.counts.get(status):
+                lines.append(f"  {status:<14}{self.counts[status]:>7}")
+        for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
+            lines.append(f"    failed: {reason:<22}{n:>5}")
+        for flag, n in sorted(self.flags.items(), key=lambda kv: -kv[1]):
+            lines.append(f"    review: {flag:<22}{n:>5}")
+        lines.append(f"manifest: {self.manifest_dir}")
+        if self.review_html:
+            lines.append(f"review page: {self.review_html}")
+        return "\n".join(lines)
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique across concurrent runs."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + os.urandom(3).hex()
+
+
+def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    """Connect to RAY_ADDRESS when set (ray job submit), else start or reuse a local Ray."""
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False)
+
+
+def _pool_sizes(config: JobConfig) -> tuple[int, int, float]:
+    """(actors, intra-op threads per actor, GPUs per actor) from the config and the cluster."""
+    resources = ray.cluster_resources()
+    cpus = int(resources.get("CPU", 1))
+    gpus = int(resources.get("GPU", 0))
+    use_gpu = config.device == "cuda" or (config.device == "auto" and gpus > 0)
+    if use_gpu:
+        actors = config.concurrency or max(1, gpus)
+        return actors, config.intra_op_num_threads or 1, 1.0
+    actors = config.concurrency or max(1, cpus // 2)
+    threads = config.intra_op_num_threads or max(1, cpus // (2 * actors) or 1)
+    return actors, threads, 0.0
+
+
+def _fault_injection() -> dict[str, Any] | None:
+    """`IDPHOTO_RAY_FAULT_INJECT=segment:<batch>:<marker-file>` kills one segmentation actor once (tests)."""
+    spec = os.environ.get("IDPHOTO_RAY_FAULT_INJECT")
+    if not spec:
+        return None
+    stage, batch, marker = spec.split(":", 2)
+    return {"stage": stage, "batch": int(batch), "marker": marker}
+
+
+def _package_versions() -> dict[str, str]:
+    names = ("idphoto-ray", "ray", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow", "opencv-python-headless", "pyarrow", "rembg")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
+    """Run one batch job end to end and return its summary (also in run.json)."""
+    from idphoto_ray.models.mediapipe_fetch import ensure as ensure_mediapipe
+    from idphoto_ray.models.registry import resolve_segmenter
+    from idphoto_ray.review import write_review
+    from idphoto_ray.specs import all_specs
+
+    started = time.perf_counter()
+    run_id = new_run_id()
+    config_hash = config.config_hash()
+    out_fs, out_root = open_filesystem(config.output, config.storage_options)
+    manifest_dir = join(out_root, "manifest")
+
+    specs = all_specs(config.spec_files)
+    unknown = [s for s in config.specs if s not in specs]
+    if unknown:
+        raise ValueError(f"unknown spec(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
+
+    protocol, items = list_inputs(config.input, config.input_list, config.storage_options)
+    if not items:
+        raise ValueError(f"no image files found in {config.input or config.input_list}")
+    done: set[str] = set()
+    if config.resume and out_fs.exists(manifest_dir):
+        done = completed_hashes(read_manifest(manifest_dir, filesystem=out_fs), config_hash)
+
+    seg_info, seg_path = resolve_segmenter(config.model, config.model_uri, config.preprocess)
+    face_paths = {name: ensure_mediapipe(name) for name in ("blazeface", "face-mesh")}
+    model_files = {"segmenter": seg_path, **face_paths}
+    model_sha = {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in model_files.items()}
+
+    init_ray()
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress
+    if config.no_progress_timeout_s is not None:
+        ctx.execution_no_progress_timeout_s = config.no_progress_timeout_s
+    actors, threads, gpus = _pool_sizes(config)
+    model_refs = {key: ray.put(path.read_bytes()) for key, path in model_files.items()}
+    items_ref = ray.put({it.path: it for it in items})
+
+    if config.limit:
+        items = items[: config.limit]
+    paths = [it.path for it in items]
+    filesystem = None if protocol in ("file", "local") else open_filesystem(config.input[0] if config.input else config.input_list, config.storage_options)[0]
+    ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem)
+    ds = ds.map_batches(
+        decode_batch,
+        fn_kwargs={
+            "holder": [items_ref, ray.put(done)],
+            "run_id": run_id,
+            "config_hash": config_hash,
+            "options": config.processing,
+        },
+        batch_size=8,
+        batch_format="numpy",
+    )
+    seg_kwargs: dict[str, Any] = {}
+    if gpus:
+        seg_kwargs["num_gpus"] = gpus
+    ds = ds.map_batches(
+        SegmentStage,
+        fn_constructor_kwargs={
+            "model_holder": [model_refs["segmenter"]],
+            "info": seg_info,
+            "device": config.device,
+            "threads": threads,
+            "tensorrt": config.tensorrt,
+            "fault": _fault_injection(),
+        },
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
+        batch_size=config.batch_size,
+        batch_format="numpy",
+        **seg_kwargs,
+    )
+    ds = ds.map_batches(
+        finish_batch,
+        fn_kwargs={
+            "key": run_id,
+            "face_holder": [model_refs["blazeface"], model_refs["face-mesh"]],
+            "specs": [specs[name] for name in config.specs],
+            "backgrounds": list(config.backgrounds),
+            "options": config.processing,
+            "output_root": out_root,
+            "output_protocol": out_fs.protocol if isinstance(out_fs.protocol, str) else out_fs.protocol[0],
+            "storage_options": config.storage_options,
+        },
+        batch_size=4,
+        batch_format="numpy",
+    )
+    ds.write_parquet(manifest_dir, filesystem=out_fs if protocol not in ("file", "local") or not _is_local(out_fs) else None)
+
+    table = read_manifest(manifest_dir, filesystem=out_fs)
+    this_run = table.filter(pa.compute.equal(table.column("run_id"), run_id))
+    wall_s = time.perf_counter() - started
+    summary = _summarise(run_id, config.output, len(items), len(items) - this_run.num_rows, this_run, wall_s, manifest_dir)
+    review_path = join(out_root, "review.html")
+    write_review(this_run, out_fs, out_root, review_path, {it.path: it.name for it in items}, ok_sample=config.review_ok_sample)
+    summary.review_html = review_path
+    run_info = {
+        "run_id": run_id,
+        "config": json.loads(config.model_dump_json()),
+        "config_hash": config_hash,
+        "models": {key: {"name": (seg_info.name if key == "segmenter" else key), "sha256": sha} for key, sha in model_sha.items()},
+        "packages": _package_versions(),
+        "pool": {"segment_actors": actors, "intra_op_threads": threads, "gpus_per_actor": gpus},
+        "listed": summary.listed,
+        "skipped": summary.skipped,
+        "processed": summary.processed,
+        "counts": summary.counts,
+        "reasons": summary.reasons,
+        "flags": summary.flags,
+        "wall_s": round(wall_s, 3),
+        "images_per_s": round(summary.images_per_s, 3),
+    }
+    write_bytes(out_fs, join(out_root, "run.json"), json.dumps(run_info, indent=2).encode())
+    return summary
+
+
+def _is_local(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def _summarise(run_id: str, output: str, listed: int, skipped: int, rows: pa.Table, wall_s: float, manifest_dir: str) -> RunSummary:
+    counts: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    flags: dict[str, int] = {}
+    for status, reason, row_flags in zip(
+        rows.column("status").to_pylist(), rows.column("reason").to_pylist(), rows.column("flags").to_pylist()
+    ):
+        counts[status] = counts.get(status, 0) + 1
+        if reason:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        for flag in row_flags or []:
+            flags[flag] = flags.get(flag, 0) + 1
+    return RunSummary(
+        run_id=run_id,
+        output=output,
+        listed=listed,
+        skipped=skipped,
+        processed=rows.num_rows,
+        wall_s=wall_s,
+        counts=counts,
+        reasons=reasons,
+        flags=flags,
+        manifest_dir=manifest_dir,
+    )
+
+
+_RESOLVED: dict[str, Any] = {}
+_STAGE_OF_STEP = {
+    "detect": "detect", "landmarks": "detect",
+    "mask": "refine", "level": "refine", "crop": "refine", "matting": "refine", "decontaminate": "refine",
+    "compose": "compose", "encode": "encode",
+}
+
+
+def _checked_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row that does not fit the schema must not take its batch down: keep identity, report the bug."""
+    try:
+        rows_to_table([row])
+        return row
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        from idphoto_ray.manifest import SCHEMA
+        from idphoto_ray.types import Reason
+
+        bad = [f.name for f in SCHEMA if not _fits(f, row.get(f.name))]
+
+        safe = empty_row()
+        for key in ("input_path", "input_id", "input_bytes", "input_sha256", "run_id", "config_hash"):
+            safe[key] = row.get(key)
+        safe.update(status="failed", reason=Reason.INTERNAL_ERROR.value, message=f"manifest row rejected ({', '.join(bad)}): {exc}")
+        return safe
+
+
+def _fits(field: pa.Field, value: Any) -> bool:
+    try:
+        pa.array([value], type=field.type)
+        return True
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+
+
+def _stage_timings(steps: dict[str, float]) -> dict[str, float]:
+    """The core's fine-grained step timings folded into the manifest's per-stage struct."""
+    stages: dict[str, float] = {}
+    for step, ms in steps.items():
+        stage = _STAGE_OF_STEP.get(step)
+        if stage:
+            stages[stage] = stages.get(stage, 0.0) + float(ms)
+    return stages
+
+
+def _get(ref: Any) -> Any:
+    """ray.get with a per-process cache: large shared objects are fetched once per worker."""
+    key = ref.hex()
+    if key not in _RESOLVED:
+        _RESOLVED[key] = ray.get(ref)
+    return _RESOLVED[key]
+
+
+def _base_row(item: InputItem | None, path: str, run_id: str, config_hash: str) -> dict[str, Any]:
+    row = empty_row()
+    row.update(
+        input_path=path,
+        input_id=item.input_id if item else path,
+        run_id=run_id,
+        config_hash=config_hash,
+        timings_ms={},
+    )
+    return row
+
+
+def decode_batch(batch: dict[str, np.ndarray], *, holder: list, run_id: str, config_hash: str, options: Any) -> dict[str, np.ndarray]:
+    """bytes → working-resolution RGB; hashes the input; marks unchanged inputs for skipping."""
+    from idphoto_ray.decode import decode_image
+    from idphoto_ray.types import PhotoError, Reason
+
+    items: dict[str, InputItem] = _get(holder[0])
+    done: set[str] = _get(holder[1])
+    n = len(batch["path"])
+    images = np.empty(n, dtype=object)
+    rows = np.empty(n, dtype=object)
+    names = np.empty(n, dtype=object)
+    scales = np.ones(n, dtype=np.float64)
+    skip = np.zeros(n, dtype=bool)
+    for i in range(n):
+        path = str(batch["path"][i])
+        data = bytes(batch["bytes"][i])
+        item = items.get(path) or items.get(path.lstrip("/"))
+        row = _base_row(item, path if item is None else item.path, run_id, config_hash)
+        row["input_bytes"] = len(data)
+        row["input_sha256"] = hashlib.sha256(data).hexdigest()
+        names[i] = item.name if item else path.rsplit("/", 1)[-1]
+        images[i] = np.zeros((0, 0, 3), np.uint8)
+        if row["input_sha256"] in done:
+            skip[i] = True
+        else:
+            started = time.perf_counter()
+            try:
+                decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
+                images[i] = decoded.rgb
+                scales[i] = decoded.scale
+                row["width"], row["height"] = decoded.original_size
+            except PhotoError as exc:
+                row.update(status="failed", reason=exc.reason.value, message=exc.message)
+            except Exception as exc:  # noqa: BLE001 - one bad photo must not fail the batch
+                row.update(status="failed", reason=Reason.INTERNAL_ERROR.value, message=f"decode: {exc!r}")
+            row["timings_ms"]["decode"] = (time.perf_counter() - started) * 1000
+        rows[i] = json.dumps(row)
+    return {"row": rows, "name": names, "image": images, "scale": scales, "skip": skip}
+
+
+class SegmentStage:
+    """One ONNX Runtime session per actor, loaded once; runs the segmenter on batches of decoded images."""
+
+    def __init__(self, model_holder: list, info: Any, device: str, threads: int, tensorrt: bool, fault: dict | None) -> None:
+        from idphoto_ray.models.registry import build_segmenter
+
+        self.segmenter = build_segmenter(
+            info, ray.get(model_holder[0]), device=device, intra_op_num_threads=threads, tensorrt=tensorrt
+        )
+        self.size = self.segmenter.input_size
+        self.fault = fault
+        self.calls = 0
+
+    def _maybe_crash(self) -> None:
+        self.calls += 1
+        if self.fault and self.fault["stage"] == "segment" and self.calls == self.fault["batch"]:
+            if not os.path.exists(self.fault["marker"]):
+                with open(self.fault["marker"], "w") as handle:
+                    handle.write(str(os.getpid()))
+                os._exit(1)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._maybe_crash()
+        n = len(batch["row"])
+        masks = np.zeros((n, self.size, self.size), dtype=np.uint8)
+        todo = [i for i in range(n) if not batch["skip"][i] and batch["image"][i].size]
+        seconds = np.zeros(n)
+        errors = np.full(n, "", dtype=object)
+        if todo:
+            started = time.perf_counter()
+            try:
+                out = self.segmenter([batch["image"][i] for i in todo])
+                masks[todo] = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            except Exception as exc:  # noqa: BLE001 - isolate the photo that breaks the batch
+                for i in todo:
+                    try:
+                        masks[i] = np.clip(self.segmenter([batch["image"][i]])[0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                    except Exception as single:  # noqa: BLE001
+                        errors[i] = f"segmentation: {single!r} (batch error: {exc!r})"
+            seconds[todo] = (time.perf_counter() - started) * 1000 / len(todo)
+        return {**batch, "mask": masks, "segment_ms": seconds, "segment_error": errors}
+
+
+class FinishStage:
+    """Face detection + landmarks, refine, geometry, compose, encode, write; one manifest row per input, no pixels.
+
+    Runs as plain Ray tasks; `finish_batch` keeps one instance (and its ONNX sessions) per worker process.
+    """
+
+    def __init__(
+        self,
+        face_holder: list,
+        specs: list,
+        backgrounds: list[str],
+        options: Any,
+        output_root: str,
+        output_protocol: str,
+        storage_options: dict,
+    ) -> None:
+        import fsspec
+
+        from idphoto_ray.backgrounds import parse_background
+        from idphoto_ray.models.face_detect import BlazeFaceDetector
+        from idphoto_ray.models.face_mesh import FaceMeshLandmarker
+
+        self.detector = BlazeFaceDetector(_get(face_holder[0]), intra_op_num_threads=1)
+        self.landmarker = FaceMeshLandmarker(_get(face_holder[1]), intra_op_num_threads=1)
+        self.specs = specs
+        self.backgrounds = [parse_background(b) for b in backgrounds]
+        self.options = options
+        self.root = output_root
+        self.fs = fsspec.filesystem(output_protocol, **(storage_options if output_protocol not in ("file", "local") else {}))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        rows = []
+        for i in range(len(batch["row"])):
+            if batch["skip"][i]:
+                continue
+            row = json.loads(batch["row"][i])
+            try:
+                self._finish(row, batch, i)
+            except Exception as exc:  # noqa: BLE001 - the row must be written whatever happened
+                from idphoto_ray.types import Reason
+
+                row.update(status="failed", reason=Reason.INTERNAL_ERROR.value, message=f"finish: {exc!r}")
+            timings = row["timings_ms"]
+            timings["total"] = sum(v for k, v in timings.items() if k != "total")
+            rows.append(_checked_row(row))
+        return rows_to_table(rows)
+
+    def _finish(self, row: dict[str, Any], batch: dict[str, np.ndarray], i: int) -> None:
+        from idphoto_ray.photo import process_photo
+        from idphoto_ray.review import write_thumbnail
+        from idphoto_ray.types import Reason
+
+        row["timings_ms"]["segment"] = float(batch["segment_ms"][i])
+        image = batch["image"][i]
+        if image.size:
+            write_thumbnail(self.fs, self.root, batch["name"][i], image)
+        if row["status"] == "failed":
+            return
+        if batch["segment_error"][i]:
+            row.update(status="failed", reason=Reason.SEGMENTATION_ERROR.value, message=batch["segment_error"][i])
+            return
+        mask = batch["mask"][i].astype(np.float32) / 255.0
+        result = process_photo(
+            image, mask, self.detector, self.landmarker, self.specs, self.backgrounds, self.options,
+            source_scale=float(batch["scale"][i]),
+        )
+        row["timings_ms"].update(_stage_timings(result.timings_ms))
+        row.update(status=result.status.value, reason=result.reason.value if result.reason else None,
+                   message=result.message, flags=list(result.flags))
+        self._metrics(row, result.metrics, float(batch["scale"][i]))
+        if result.status.value == "failed":
+            return
+        started = time.perf_counter()
+        outputs = []
+        try:
+            for out in result.outputs:
+                path = join(self.root, out.spec, out.background, f"{batch['name'][i]}.{out.ext}")
+                write_bytes(self.fs, path, out.data)
+                outputs.append({"spec": out.spec, "background": out.background, "path": path,
+                                "width": out.width, "height": out.height, "bytes": len(out.data)})
+        except OSError as exc:
+            row.update(status="failed", reason=Reason.WRITE_ERROR.value, message=f"writing {path}: {exc}", flags=[])
+            for written in outputs:
+                self.fs.rm(written["path"])
+            outputs = []
+        row["outputs"] = outputs
+        row["timings_ms"]["write"] = (time.perf_counter() - started) * 1000
+
+    @staticmethod
+    def _metrics(row: dict[str, Any], metrics: dict[str, Any], scale: float) -> None:
+        """Manifest geometry is in input pixels; the core works at the working resolution."""
+        inv = 1.0 / scale if scale else 1.0
+        row["face_count"] = metrics.get("face_count")
+        if metrics.get("face_box"):
+            row["face_box"] = {k: float(v) * inv for k, v in metrics["face_box"].items()}
+        if metrics.get("eyes"):
+            row["eyes"] = {k: float(v) * inv for k, v in metrics["eyes"].items()}
+        for key in ("roll_deg", "yaw_deg", "head_height_ratio", "inter_eye_px", "sharpness", "exposure"):
+            if metrics.get(key) is not None:
+                row[key] = float(metrics[key])
+
+
+_FINISHERS: dict[str, FinishStage] = {}
+
+
+def finish_batch(batch: dict[str, np.ndarray], *, key: str, **kwargs: Any) -> pa.Table:
+    """Task-pool entry for the finishing stage: build the stage once per worker process, then reuse it."""
+    if key not in _FINISHERS:
+        _FINISHERS.clear()
+        _FINISHERS[key] = FinishStage(**kwargs)
+    return _FINISHERS[key](batch)

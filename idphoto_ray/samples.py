@@ -1,0 +1,98 @@
+"""Sample photos built from portraits that ship in installed packages (scikit-image's astronaut).
+
+Used by `idphoto-ray demo`, the end-to-end tests and the benchmark, so every machine can run them offline.
+Each sample's name says what it exercises and the expected outcome.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def _jpeg(img: Image.Image, quality: int = 92, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality, **kwargs)
+    return buf.getvalue()
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _on_background(base: np.ndarray, rgb: tuple[int, int, int], scale: float) -> Image.Image:
+    """The astronaut scaled and placed on a larger plain canvas, like a photo taken further away."""
+    h, w = base.shape[:2]
+    small = Image.fromarray(base).resize((int(w * scale), int(h * scale)), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (int(w * 1.25), int(h * 1.25)), rgb)
+    canvas.paste(small, ((canvas.width - small.width) // 2, canvas.height - small.height))
+    return canvas
+
+
+def sample_files() -> dict[str, bytes]:
+    """name → file bytes. Names: <case>.<ext>."""
+    base = astronaut()
+    upright = Image.fromarray(base)
+    files: dict[str, bytes] = {}
+    files["portrait/upright.jpg"] = _jpeg(upright)
+    files["portrait/high_quality.png"] = _png(upright)
+    files["portrait/rotated_10deg.jpg"] = _jpeg(upright.rotate(10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated; viewers rotate 90° clockwise to show it upright
+    files["phone/exif_rotated.jpg"] = _jpeg(upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
+    files["phone/cmyk.jpg"] = _jpeg(upright.convert("CMYK"))
+    rgba = upright.convert("RGBA")
+    rgba.putalpha(255)
+    files["phone/alpha.png"] = _png(rgba)
+    files["phone/grey.jpg"] = _jpeg(upright.convert("L"))
+    files["phone/large_4000x3000.jpg"] = _jpeg(
+        _on_background(base, (200, 210, 220), 1.0).resize((4000, 3000), Image.Resampling.BICUBIC), quality=90
+    )
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        buf = io.BytesIO()
+        upright.save(buf, format="HEIF", quality=90)
+        files["phone/photo.heic"] = buf.getvalue()
+    except (ImportError, OSError, KeyError, ValueError):
+        pass
+    files["backgrounds/red_wall.jpg"] = _jpeg(_on_background(base, (200, 20, 20), 0.8))
+    files["backgrounds/green_wall.jpg"] = _jpeg(_on_background(base, (40, 160, 60), 0.8))
+    files["small/low_resolution.jpg"] = _jpeg(upright.resize((160, 160), Image.Resampling.LANCZOS))
+    head = upright.crop((130, 20, 320, 330))  # two people side by side, heads a realistic size in the frame
+    two = Image.new("RGB", (head.width * 2, head.height))
+    two.paste(head, (0, 0))
+    two.paste(head.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (head.width, 0))
+    files["bad/two_faces.jpg"] = _jpeg(two)
+    from skimage import data
+
+    files["bad/no_face_coffee.jpg"] = _jpeg(Image.fromarray(data.coffee()))
+    good = files["portrait/upright.jpg"]
+    files["bad/truncated.jpg"] = good[: len(good) // 3]
+    files["bad/not_an_image.jpg"] = b"this is a text file with a .jpg name\n" * 20
+    files["bad/empty.png"] = b""
+    return files
+
+
+def write_samples(folder: str | Path) -> list[Path]:
+    """Write the sample set into a folder (subfolders kept) and return the paths."""
+    root = Path(folder)
+    written = []
+    for name, data in sample_files().items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written
