@@ -82,7 +82,7 @@ def test_rotated_exif_jpeg_decodes_like_the_upright_one(astronaut):
     assert diff.mean() < 2.0 and np.percentile(diff, 99) < 16
 
 
-def test_large_jpeg_uses_draft_and_is_faster_than_full_decode(astronaut, monkeypatch):
+def test_large_jpeg_uses_draft_dct_scaling(astronaut, monkeypatch):
     big = _save(Image.fromarray(astronaut).resize((4000, 3000)), "JPEG", quality=90)
     requested = []
     original_draft = JpegImagePlugin.JpegImageFile.draft
@@ -97,15 +97,7 @@ def test_large_jpeg_uses_draft_and_is_faster_than_full_decode(astronaut, monkeyp
     assert d.rgb.shape == (1200, 1600, 3) and d.scale == pytest.approx(0.4)
     assert requested == [((1600, 1200), (2000, 1500))]  # libjpeg decoded at 1/2 scale, never the full 12 MP
 
-    monkeypatch.undo()
-    t0 = time.perf_counter()
-    decode_image(big, long_side=1600)
-    drafted = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    full = Image.open(io.BytesIO(big))
-    full.load()
-    full.resize((1600, 1200), Image.Resampling.LANCZOS)
-    assert drafted < time.perf_counter() - t0
+    # Speed is measured in benchmarks, not asserted in unit tests (wall clock flakes on shared cores).
 
 
 def test_cmyk_jpeg_including_adobe_inverted(astronaut):
