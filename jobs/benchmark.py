@@ -1,0 +1,570 @@
+"""Benchmark: the pipeline end to end against the model-only bound, the CPU-stage bound and a sequential baseline.
+
+    python jobs/benchmark.py --n 300                       # the table for both models
+    python jobs/benchmark.py --n 60 --batch-sizes 1,4,16,32 --actors 1,2 --model mediapipe-selfie
+    python jobs/benchmark.py --memory-check                # peak RSS / object store at N=200 vs N=2000
+    python jobs/benchmark.py --device cuda --n 5000        # on a GPU machine (samples nvidia-smi)
+
+Figures, all photos/s, measured in one process on the same machine and model:
+
+- bound      model only: `session.run` on pre-decoded, pre-resized input tensors in a tight loop, batched
+             (`--bound-batch`, default the largest swept batch), intra-op threads = all cores (CPU).
+- cpu_stage  decode + finish without inference, single process (one core): sha256, decode_image,
+             process_photo with a mask precomputed by the same model, thumbnail + output files written.
+             Measured on a sample (`--cpu-sample`) of the set; ×cores is the CPU limit of the machine.
+- pipeline   `run_job` end to end (list → read → decode → segment actors → finish → manifest, run.json,
+             review.html), wall clock, on all N photos.
+- baseline   what a user writes without us: one process, per photo read → decode → the same ONNX session
+             (our OnnxSegmenter, batch 1, all cores) → the same process_photo → write; on a sample
+             (`--baseline-sample`). rembg.remove is not used: it cannot fetch models here, and it would
+             run the same ORT session per image anyway.
+
+Per-stage times come from Ray Data's own `ds.stats()` (captured by wrapping Dataset.write_parquet for the
+duration of run_job). Peak RSS sums driver + Ray worker processes (psutil, sampled in a thread); peak
+object store is the raylet's `object_store_bytes_used`, sampled likewise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+DEFAULT_MODELS = ("mediapipe-selfie", "u2net-arch")
+
+
+# --------------------------------------------------------------------------------------------- sampling
+@dataclass
+class Peaks:
+    rss_mb: float = 0.0
+    private_mb: float = 0.0
+    object_store_mb: float = 0.0
+    gpu_util_max: float = 0.0
+    gpu_util_mean: float = 0.0
+    gpu_mem_mb: float = 0.0
+    samples: int = 0
+    gpu_samples: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _ray_processes(driver: Any) -> list[Any]:
+    """The driver and every Ray worker process (not gcs/raylet/agents) on this machine."""
+    import psutil
+
+    procs = [driver]
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        try:
+            cmd = proc.info["cmdline"] or []
+            if not cmd or proc.pid == driver.pid:
+                continue
+            head = cmd[0]
+            if head.startswith("ray::") or any("default_worker.py" in c for c in cmd[:3]):
+                procs.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return procs
+
+
+def _object_store_reader() -> Any:
+    """A callable returning the object store bytes in use, or None where it cannot be read."""
+    try:
+        import ray
+        from ray._private.internal_api import get_memory_info_reply, get_state_from_address
+
+        state = get_state_from_address(ray.get_runtime_context().gcs_address)
+
+        def read() -> float:
+            reply = get_memory_info_reply(state, timeout_seconds=5)
+            return float(reply.store_stats.object_store_bytes_used)
+
+        read()
+        return read
+    except Exception:  # noqa: BLE001 - a private API; the figure is reported as missing instead
+        return None
+
+
+class Sampler:
+    """Samples RSS of driver+workers, object store use and (optionally) nvidia-smi in a thread."""
+
+    def __init__(self, interval_s: float = 0.5, gpu: bool = False) -> None:
+        import psutil
+
+        self.interval = interval_s
+        self.gpu = gpu and shutil.which("nvidia-smi") is not None
+        self.peaks = Peaks()
+        self._stop = threading.Event()
+        self._driver = psutil.Process()
+        self._store = _object_store_reader()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        if self.peaks.gpu_samples:
+            utils = [u for u, _ in self.peaks.gpu_samples]
+            self.peaks.gpu_util_max = max(utils)
+            self.peaks.gpu_util_mean = sum(utils) / len(utils)
+            self.peaks.gpu_mem_mb = max(m for _, m in self.peaks.gpu_samples)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        import psutil
+
+        rss = private = 0
+        for proc in _ray_processes(self._driver):
+            try:
+                mem = proc.memory_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss += mem.rss
+            private += mem.rss - getattr(mem, "shared", 0)
+        p = self.peaks
+        p.rss_mb = max(p.rss_mb, rss / 2**20)
+        p.private_mb = max(p.private_mb, private / 2**20)
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                p.object_store_mb = max(p.object_store_mb, self._store() / 2**20)
+        if self.gpu:
+            with contextlib.suppress(Exception):
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                    capture_output=True, text=True, timeout=5,
+                ).stdout.strip().splitlines()[0]
+                util, mem = (float(v) for v in out.split(","))
+                p.gpu_samples.append((util, mem))
+        p.samples += 1
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _models(device: str, model: str, threads: int) -> tuple[Any, Any, Any, Any]:
+    from idphoto_ray.models.face_detect import BlazeFaceDetector
+    from idphoto_ray.models.face_mesh import FaceMeshLandmarker
+    from idphoto_ray.models.mediapipe_fetch import ensure
+    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+
+    info, path = resolve_segmenter(model)
+    seg = build_segmenter(info, path.read_bytes(), device=device, intra_op_num_threads=threads)
+    det = BlazeFaceDetector(ensure("blazeface").read_bytes(), intra_op_num_threads=1)
+    lm = FaceMeshLandmarker(ensure("face-mesh").read_bytes(), intra_op_num_threads=1)
+    return info, seg, det, lm
+
+
+def _specs_backgrounds(specs: list[str], backgrounds: list[str]) -> tuple[list, list]:
+    from idphoto_ray.backgrounds import parse_background
+    from idphoto_ray.specs import all_specs
+
+    catalogue = all_specs()
+    return [catalogue[s] for s in specs], [parse_background(b) for b in backgrounds]
+
+
+def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, det: Any, lm: Any, specs: list,
+                bgs: list, options: Any, out_root: str, steps: dict[str, float]) -> str:
+    """One photo the way the pipeline's decode + finish stages treat it (segmenting when mask is None)."""
+    import fsspec
+
+    from idphoto_ray.decode import decode_image
+    from idphoto_ray.photo import process_photo
+    from idphoto_ray.review import write_thumbnail
+    from idphoto_ray.types import PhotoError
+    from idphoto_ray.write import join, write_bytes
+
+    fs = fsspec.filesystem("file")
+    t0 = time.perf_counter()
+    hashlib.sha256(data).hexdigest()
+    try:
+        decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
+    except PhotoError:
+        return "failed"
+    t1 = time.perf_counter()
+    steps["decode"] = steps.get("decode", 0.0) + (t1 - t0) * 1000
+    if mask is None:
+        mask = seg([decoded.rgb])[0]
+        steps["segment"] = steps.get("segment", 0.0) + (time.perf_counter() - t1) * 1000
+    else:
+        mask = mask.astype(np.float32) / 255.0
+    t2 = time.perf_counter()
+    write_thumbnail(fs, out_root, name, decoded.rgb)
+    result = process_photo(decoded.rgb, mask, det, lm, specs, bgs, options, source_scale=decoded.scale)
+    for step, ms in result.timings_ms.items():
+        steps[step] = steps.get(step, 0.0) + ms
+    t3 = time.perf_counter()
+    for out in result.outputs:
+        write_bytes(fs, join(out_root, out.spec, out.background, f"{name}.{out.ext}"), out.data)
+    t4 = time.perf_counter()
+    steps["write"] = steps.get("write", 0.0) + (t4 - t3) * 1000
+    steps["finish_other"] = steps.get("finish_other", 0.0) + (t3 - t2) * 1000 - sum(result.timings_ms.values())
+    return result.status.value
+
+
+# ----------------------------------------------------------------------------------------- measurements
+def measure_bound(model: str, device: str, threads: int, batch: int, files: list[Path], options: Any,
+                  min_s: float) -> dict[str, Any]:
+    """Model-only throughput: session.run on ready input tensors, batched, in a tight loop."""
+    from idphoto_ray.decode import decode_image
+    from idphoto_ray.models.segmenters import preprocess_batch
+
+    info, seg, _, _ = _models(device, model, threads)
+    images = [decode_image(f.read_bytes(), long_side=options.working_long_side).rgb for f in files[: max(batch, 8)]]
+    x = preprocess_batch(images, info.preprocess)
+    while len(x) < batch:
+        x = np.concatenate([x, x])[:batch]
+    x = np.ascontiguousarray(x[:batch])
+    name = seg.session.get_inputs()[0].name
+    seg.session.run(None, {name: x})  # warm-up (allocations, kernels)
+    done, started = 0, time.perf_counter()
+    while True:
+        seg.session.run(None, {name: x})
+        done += batch
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_s and done >= 2 * batch:
+            break
+    return {"photos_per_s": done / elapsed, "batch": batch, "threads": threads, "images": done, "seconds": elapsed,
+            "batched_graph": seg.batched}
+
+
+def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, bgs: list) -> dict[str, Any]:
+    """Decode + finish throughput of one core, masks precomputed by `model` (untimed)."""
+    from idphoto_ray.decode import decode_image
+
+    _, seg, det, lm = _models("cpu", model, None)
+    masks = []
+    for f in files:
+        rgb = decode_image(f.read_bytes(), long_side=options.working_long_side).rgb
+        masks.append(np.clip(seg([rgb])[0] * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    del seg
+    datas = [f.read_bytes() for f in files]
+    steps: dict[str, float] = {}
+    statuses: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as out:
+        _finish_one(datas[0], "warmup", masks[0], None, det, lm, specs, bgs, options, out, {})
+        started = time.perf_counter()
+        for i, (data, mask) in enumerate(zip(datas, masks)):
+            status = _finish_one(data, f"p{i}", mask, None, det, lm, specs, bgs, options, out, steps)
+            statuses[status] = statuses.get(status, 0) + 1
+        elapsed = time.perf_counter() - started
+    n = len(files)
+    return {"photos_per_s": n / elapsed, "images": n, "seconds": elapsed, "statuses": statuses,
+            "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
+
+
+def measure_baseline(model: str, device: str, threads: int, files: list[Path], options: Any, specs: list,
+                     bgs: list) -> dict[str, Any]:
+    """Sequential per-photo loop with one reused session, batch 1."""
+    _, seg, det, lm = _models(device, model, threads)
+    steps: dict[str, float] = {}
+    statuses: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-base-") as out:
+        _finish_one(files[0].read_bytes(), "warmup", None, seg, det, lm, specs, bgs, options, out, {})
+        started = time.perf_counter()
+        for i, f in enumerate(files):
+            status = _finish_one(f.read_bytes(), f"p{i}", None, seg, det, lm, specs, bgs, options, out, steps)
+            statuses[status] = statuses.get(status, 0) + 1
+        elapsed = time.perf_counter() - started
+    n = len(files)
+    return {"photos_per_s": n / elapsed, "images": n, "seconds": elapsed, "statuses": statuses, "threads": threads,
+            "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
+
+
+@contextlib.contextmanager
+def _capture_dataset() -> Iterator[list]:
+    """Record the Dataset that run_job writes, so its ds.stats() can be read afterwards."""
+    import ray.data
+
+    seen: list = []
+    original = ray.data.Dataset.write_parquet
+
+    def write_parquet(self, *args: Any, **kwargs: Any) -> Any:
+        seen.append(self)
+        return original(self, *args, **kwargs)
+
+    ray.data.Dataset.write_parquet = write_parquet
+    try:
+        yield seen
+    finally:
+        ray.data.Dataset.write_parquet = original
+
+
+_OP_RE = re.compile(r"^Operator \d+ (?P<name>.+?): (?P<tasks>\d+) tasks executed")
+_WALL_RE = re.compile(r"Remote wall time: .*?, (?P<mean>[\d.]+)(?P<mu>us|ms|s) mean, (?P<total>[\d.]+)(?P<tu>us|ms|s) total")
+_CPU_RE = re.compile(r"Remote cpu time: .*?, (?P<total>[\d.]+)(?P<tu>us|ms|s) total")
+_ROWS_RE = re.compile(r"Output num rows per task: .*?, (?P<total>\d+) total")
+_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def parse_stats(text: str) -> list[dict[str, Any]]:
+    """Per operator: tasks, summed remote wall/CPU seconds, rows — from Ray Data's ds.stats() text."""
+    ops: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        m = _OP_RE.match(line)
+        if m:
+            ops.append({"operator": m["name"], "tasks": int(m["tasks"])})
+            continue
+        if not ops:
+            continue
+        if (m := _WALL_RE.search(line)) and "wall_s" not in ops[-1]:
+            ops[-1]["wall_s"] = round(float(m["total"]) * _UNIT[m["tu"]], 3)
+        elif (m := _CPU_RE.search(line)) and "cpu_s" not in ops[-1]:
+            ops[-1]["cpu_s"] = round(float(m["total"]) * _UNIT[m["tu"]], 3)
+        elif (m := _ROWS_RE.search(line)) and "rows" not in ops[-1]:
+            ops[-1]["rows"] = int(m["total"])
+    return ops
+
+
+def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, batch: int, actors: int | None,
+                     threads: int | None, options: Any, specs: list[str], bgs: list[str]) -> dict[str, Any]:
+    """run_job end to end on `files` (listed through an input-list CSV so any subset can be run)."""
+    from idphoto_ray.config import JobConfig
+    from idphoto_ray.pipeline import run_job
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    listing = out_dir.parent / f"{out_dir.name}-inputs.csv"
+    listing.write_text("path\n" + "".join(f"{f}\n" for f in files))
+    config = JobConfig(
+        input_list=str(listing), output=str(out_dir / "out"), model=model, device=device, batch_size=batch,
+        concurrency=actors, intra_op_num_threads=threads, specs=specs, backgrounds=bgs, processing=options,
+    )
+    with _capture_dataset() as seen, Sampler(gpu=device == "cuda") as sampler:
+        summary = run_job(config, progress=False)
+    stats_text = ""
+    if seen:
+        with contextlib.suppress(Exception):
+            stats_text = seen[-1].stats()
+    run_info = json.loads((out_dir / "out" / "run.json").read_text())
+    p = sampler.peaks
+    result = {
+        "photos_per_s": summary.processed / summary.wall_s, "images": summary.processed, "seconds": summary.wall_s,
+        "counts": summary.counts, "reasons": summary.reasons, "pool": run_info.get("pool"),
+        "batch": batch, "stages": parse_stats(stats_text),
+        "peak_rss_mb": round(p.rss_mb, 1), "peak_private_mb": round(p.private_mb, 1),
+        "peak_object_store_mb": round(p.object_store_mb, 1), "samples": p.samples,
+    }
+    if device == "cuda":
+        result["gpu"] = ({"util_max": p.gpu_util_max, "util_mean": round(p.gpu_util_mean, 1),
+                          "mem_mb": p.gpu_mem_mb, "samples": len(p.gpu_samples)}
+                         if p.gpu_samples else "nvidia-smi unavailable")
+    result["_stats_text"] = stats_text
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ report
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else 0.0
+
+
+def summarise(row: dict[str, Any], cores: int) -> dict[str, float]:
+    pipe = row["pipeline"]["photos_per_s"]
+    bound = row["bound"]["photos_per_s"]
+    cpu = row["cpu_stage"]["photos_per_s"]
+    base = row["baseline"]["photos_per_s"]
+    limit = min(bound, cpu * cores)
+    return {"pipeline/bound": _ratio(pipe, bound), "limit": limit, "pipeline/limit": _ratio(pipe, limit),
+            "pipeline/baseline": _ratio(pipe, base)}
+
+
+def format_table(results: dict[str, Any]) -> str:
+    cores = results["machine"]["cores"]
+    lines = [
+        f"machine: {results['machine']['cpu']} · {cores} cores · device {results['device']} · N={results['n']}",
+        "photos/s; limit = min(bound, cpu_stage × cores); pipeline = run_job wall clock incl. manifest",
+        f"{'model':<18}{'batch':>6}{'actors':>7}{'wls':>6}{'bound':>9}{'cpu_st':>8}{'pipeline':>10}{'baseline':>10}"
+        f"{'p/bound':>9}{'p/limit':>9}{'p/base':>8}{'RSS MB':>8}{'store MB':>9}",
+    ]
+    for row in results["runs"]:
+        r = row["ratios"]
+        lines.append(
+            f"{row['model']:<18}{row['batch']:>6}{row['actors_label']:>7}{row['working_long_side']:>6}"
+            f"{row['bound']['photos_per_s']:>9.2f}{row['cpu_stage']['photos_per_s']:>8.2f}"
+            f"{row['pipeline']['photos_per_s']:>10.2f}{row['baseline']['photos_per_s']:>10.2f}"
+            f"{r['pipeline/bound']:>9.3f}{r['pipeline/limit']:>9.2f}{r['pipeline/baseline']:>8.2f}"
+            f"{row['pipeline']['peak_rss_mb']:>8.0f}{row['pipeline']['peak_object_store_mb']:>9.0f}"
+        )
+    lines.append("")
+    lines.append("Ray Data per-operator time (ds.stats(): summed remote wall / CPU seconds, tasks):")
+    for row in results["runs"]:
+        lines.append(f"  {row['model']} batch {row['batch']} actors {row['actors_label']} wls {row['working_long_side']}:")
+        for op in row["pipeline"]["stages"]:
+            lines.append(f"    {op['operator'][:70]:<70} wall {op.get('wall_s', 0):>8.1f}s cpu {op.get('cpu_s', 0):>8.1f}s"
+                         f" tasks {op['tasks']}")
+        lines.append(f"    cpu_stage ms/photo: {row['cpu_stage']['ms_per_photo']}")
+        if "gpu" in row["pipeline"]:
+            lines.append(f"    GPU: {row['pipeline']['gpu']}")
+    if "memory_check" in results:
+        mc = results["memory_check"]
+        lines.append("")
+        lines.append(f"memory check ({mc['model']}): " + " · ".join(
+            f"N={r['n']}: RSS {r['peak_rss_mb']:.0f} MB (private {r['peak_private_mb']:.0f}), "
+            f"store {r['peak_object_store_mb']:.0f} MB, {r['photos_per_s']:.2f}/s" for r in mc["runs"]))
+        lines.append(f"  growth: RSS {mc['rss_growth']:+.1%}, private {mc['private_growth']:+.1%}, "
+                     f"store {mc['store_growth']:+.1%} → {'PASS' if mc['pass'] else 'FAIL'} (limit ±10%)")
+    return "\n".join(lines)
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(Exception):
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import onnxruntime as ort
+    import ray
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "ray": ray.__version__, "onnxruntime": ort.__version__,
+            "providers": ort.get_available_providers(), "load_avg_start": os.getloadavg()}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in str(text).split(",") if v.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=300, help="photos in the pipeline run (default 300)")
+    ap.add_argument("--model", action="append", help="segmentation model (repeatable); default both")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--batch-sizes", default="16", help="comma list swept for pipeline and bound, e.g. 1,4,16,32")
+    ap.add_argument("--actors", default="", help="comma list of segmentation actor counts; default: the pipeline's own")
+    ap.add_argument("--threads", type=int, default=None, help="ORT threads per pipeline actor; default: the pipeline's")
+    ap.add_argument("--working-long-side", default="1600", help="comma list swept")
+    ap.add_argument("--cpu-sample", type=int, default=30, help="photos in the cpu_stage measurement")
+    ap.add_argument("--baseline-sample", type=int, default=30, help="photos in the baseline measurement")
+    ap.add_argument("--bound-seconds", type=float, default=5.0, help="minimum time of the bound loop")
+    ap.add_argument("--memory-check", action="store_true", help="peak RSS and object store at N=200 vs N=2000")
+    ap.add_argument("--memory-ns", default="200,2000", help="the N values of the memory check")
+    ap.add_argument("--memory-decontaminate", action="store_true",
+                    help="keep decontamination on in the memory check (off by default: it only costs time)")
+    ap.add_argument("--skip-main", action="store_true", help="only the memory check")
+    ap.add_argument("--spec", action="append", help="photo spec (repeatable); default cn-1inch")
+    ap.add_argument("--background", action="append", help="background (repeatable); default blue")
+    ap.add_argument("--data-dir", default=os.path.expanduser("~/.cache/idphoto-ray/bench"), help="photo cache")
+    ap.add_argument("--work-dir", default=None, help="pipeline outputs (default: a temp dir, removed)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray started here")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    from idphoto_ray.benchdata import ensure_dataset, replicate
+    from idphoto_ray.config import ProcessingOptions
+    from idphoto_ray.pipeline import init_ray
+
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    models = args.model or list(DEFAULT_MODELS)
+    batches = _ints(args.batch_sizes)
+    actor_list: list[int | None] = list(_ints(args.actors)) or [None]
+    sides = _ints(args.working_long_side)
+    specs = args.spec or ["cn-1inch"]
+    bgs = args.background or ["blue"]
+    cores = os.cpu_count() or 1
+    init_ray(num_cpus=args.num_cpus)
+    import ray
+
+    cores = int(ray.cluster_resources().get("CPU", cores))
+    machine = _machine()
+    machine["cores"] = cores
+    files = ensure_dataset(args.data_dir, args.n, seed=args.seed, workers=min(cores, 4))
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="idphoto-bench-"))
+    results: dict[str, Any] = {"n": args.n, "device": args.device, "machine": machine, "runs": [],
+                               "args": {k: v for k, v in vars(args).items()}}
+    bound_threads = cores if args.device == "cpu" else None
+    try:
+        if not args.skip_main:
+            for model, wls in itertools.product(models, sides):
+                options = ProcessingOptions(working_long_side=wls)
+                spec_objs, bg_objs = _specs_backgrounds(specs, bgs)
+                print(f"[{model} wls={wls}] cpu_stage on {min(args.cpu_sample, len(files))} photos …", flush=True)
+                cpu = measure_cpu_stage(model, files[: args.cpu_sample], options, spec_objs, bg_objs)
+                print(f"[{model} wls={wls}] baseline on {min(args.baseline_sample, len(files))} photos …", flush=True)
+                base = measure_baseline(model, args.device, bound_threads, files[: args.baseline_sample], options,
+                                        spec_objs, bg_objs)
+                bounds = {}
+                for batch in batches:
+                    print(f"[{model} wls={wls}] bound batch {batch} …", flush=True)
+                    bounds[batch] = measure_bound(model, args.device, bound_threads, batch, files, options,
+                                                  args.bound_seconds)
+                best_bound = max(bounds.values(), key=lambda b: b["photos_per_s"])
+                for batch, actors in itertools.product(batches, actor_list):
+                    print(f"[{model} wls={wls}] pipeline batch {batch} actors {actors or 'default'} on {len(files)} photos …",
+                          flush=True)
+                    pipe = measure_pipeline(model, args.device, files, work / f"{model}-{wls}-{batch}-{actors}", batch,
+                                            actors, args.threads, options, specs, bgs)
+                    stats_text = pipe.pop("_stats_text")
+                    row = {"model": model, "batch": batch, "actors": actors,
+                           "actors_label": str(actors or (pipe["pool"] or {}).get("segment_actors", "?")),
+                           "working_long_side": wls, "bound": best_bound, "bound_by_batch": bounds,
+                           "cpu_stage": cpu, "baseline": base, "pipeline": pipe}
+                    row["ratios"] = summarise(row, cores)
+                    row["ds_stats"] = stats_text
+                    results["runs"].append(row)
+        if args.memory_check:
+            results["memory_check"] = memory_check(args, files, work, specs, bgs, replicate)
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    print(format_table(results), flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs: list[str], bgs: list[str],
+                 replicate: Any) -> dict[str, Any]:
+    """Pipeline at each N of --memory-ns over the same photo mix (hard links round-robin over the set)."""
+    from idphoto_ray.config import ProcessingOptions
+
+    model = (args.model or [DEFAULT_MODELS[0]])[0]
+    options = ProcessingOptions(working_long_side=_ints(args.working_long_side)[0],
+                                decontaminate=args.memory_decontaminate)
+    runs = []
+    for n in _ints(args.memory_ns):
+        inputs = replicate(files, n, Path(args.data_dir) / f"replicated-seed{args.seed}")
+        print(f"[memory] pipeline on {n} photos ({model}) …", flush=True)
+        pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}", _ints(args.batch_sizes)[0],
+                                (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs)
+        pipe.pop("_stats_text")
+        runs.append({"n": n, **{k: pipe[k] for k in ("peak_rss_mb", "peak_private_mb", "peak_object_store_mb",
+                                                      "photos_per_s", "seconds", "counts", "samples")}})
+        shutil.rmtree(work / f"memory-{n}", ignore_errors=True)
+    lo, hi = runs[0], runs[-1]
+
+    def growth(key: str) -> float:
+        return _ratio(hi[key], lo[key]) - 1.0 if lo[key] else 0.0
+
+    result = {"model": model, "decontaminate": args.memory_decontaminate, "runs": runs,
+              "rss_growth": growth("peak_rss_mb"), "private_growth": growth("peak_private_mb"),
+              "store_growth": growth("peak_object_store_mb")}
+    result["pass"] = all(abs(result[k]) <= 0.10 for k in ("rss_growth", "store_growth"))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
