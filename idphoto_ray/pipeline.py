@@ -208,14 +208,14 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
         batch_size=4,
         batch_format="numpy",
     )
-    ds.write_parquet(manifest_dir, filesystem=out_fs if protocol not in ("file", "local") or not _is_local(out_fs) else None)
+    ds.write_parquet(manifest_dir, filesystem=None if _is_local(out_fs) else out_fs)
 
     table = read_manifest(manifest_dir, filesystem=out_fs)
     this_run = table.filter(pa.compute.equal(table.column("run_id"), run_id))
     wall_s = time.perf_counter() - started
     summary = _summarise(run_id, config.output, len(items), len(items) - this_run.num_rows, this_run, wall_s, manifest_dir)
     review_path = join(out_root, "review.html")
-    write_review(this_run, out_fs, out_root, review_path, {it.path: it.name for it in items}, ok_sample=config.review_ok_sample)
+    write_review(this_run, out_fs, out_root, review_path, {it.uri: it.name for it in items}, ok_sample=config.review_ok_sample)
     summary.review_html = review_path
     run_info = {
         "run_id": run_id,
@@ -349,7 +349,7 @@ def decode_batch(batch: dict[str, np.ndarray], *, holder: list, run_id: str, con
         path = str(batch["path"][i])
         data = bytes(batch["bytes"][i])
         item = items.get(path) or items.get(path.lstrip("/"))
-        row = _base_row(item, path if item is None else item.path, run_id, config_hash)
+        row = _base_row(item, path if item is None else item.uri, run_id, config_hash)
         row["input_bytes"] = len(data)
         row["input_sha256"] = hashlib.sha256(data).hexdigest()
         names[i] = item.name if item else path.rsplit("/", 1)[-1]
@@ -493,7 +493,7 @@ class FinishStage:
             for out in result.outputs:
                 path = join(self.root, out.spec, out.background, f"{batch['name'][i]}.{out.ext}")
                 write_bytes(self.fs, path, out.data)
-                outputs.append({"spec": out.spec, "background": out.background, "path": path,
+                outputs.append({"spec": out.spec, "background": out.background, "path": self._uri(path),
                                 "width": out.width, "height": out.height, "bytes": len(out.data)})
         except OSError as exc:
             row.update(status="failed", reason=Reason.WRITE_ERROR.value, message=f"writing {path}: {exc}", flags=[])
@@ -502,6 +502,9 @@ class FinishStage:
             outputs = []
         row["outputs"] = outputs
         row["timings_ms"]["write"] = (time.perf_counter() - started) * 1000
+
+    def _uri(self, path: str) -> str:
+        return path if _is_local(self.fs) else self.fs.unstrip_protocol(path)
 
     @staticmethod
     def _metrics(row: dict[str, Any], metrics: dict[str, Any], scale: float) -> None:

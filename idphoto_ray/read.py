@@ -22,11 +22,16 @@ _UNSAFE = re.compile(r"[^\w.\-/ ]", re.UNICODE)
 
 @dataclass(frozen=True)
 class InputItem:
-    """One photo to process. `path` is what the filesystem opens; `name` is the output stem (posix, relative)."""
+    """One photo to process.
+
+    `path` is what the filesystem opens (no protocol, as Ray reports it), `uri` is what the manifest shows,
+    `name` is the output stem (posix, relative, safe).
+    """
 
     path: str
     input_id: str
     name: str
+    uri: str
 
 
 def open_filesystem(uri: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -87,6 +92,7 @@ def list_inputs(
     """All inputs with unique output names, plus the fsspec protocol they share."""
     candidates: list[tuple[str, str, str | None]] = []
     protocols: set[str] = set()
+    fs = None
     for uri in inputs:
         fs, _ = open_filesystem(uri, storage_options)
         protocols.add(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
@@ -116,5 +122,6 @@ def list_inputs(
             n += 1
             name = f"{base}__{n}"
         used_names.add(name)
-        items.append(InputItem(path=path, input_id=ident if ident else _stem(rel), name=name))
+        uri = path if protocol in ("file", "local") or fs is None else fs.unstrip_protocol(path)
+        items.append(InputItem(path=path, input_id=ident if ident else _stem(rel), name=name, uri=uri))
     return protocol, items
