@@ -13,10 +13,15 @@ import numpy as np
 from PIL import Image
 
 
-def astronaut() -> np.ndarray:
+def astronaut(scale: float = 1.0) -> np.ndarray:
+    """scikit-image's 512² portrait, optionally enlarged to a phone-like resolution."""
     from skimage import data
 
-    return data.astronaut()
+    img = data.astronaut()
+    if scale == 1.0:
+        return img
+    side = int(round(img.shape[0] * scale))
+    return np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.LANCZOS))
 
 
 def _jpeg(img: Image.Image, quality: int = 92, **kwargs) -> bytes:
@@ -31,18 +36,22 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _on_background(base: np.ndarray, rgb: tuple[int, int, int], scale: float) -> Image.Image:
-    """The astronaut scaled and placed on a larger plain canvas, like a photo taken further away."""
+def _on_background(base: np.ndarray, rgb: tuple[int, int, int], scale: float, aspect: float = 1.0) -> Image.Image:
+    """The portrait scaled and placed on a larger plain canvas (width/height = aspect), like a photo from further away."""
     h, w = base.shape[:2]
     small = Image.fromarray(base).resize((int(w * scale), int(h * scale)), Image.Resampling.LANCZOS)
-    canvas = Image.new("RGB", (int(w * 1.25), int(h * 1.25)), rgb)
+    canvas = Image.new("RGB", (int(h * 1.25 * aspect), int(h * 1.25)), rgb)
     canvas.paste(small, ((canvas.width - small.width) // 2, canvas.height - small.height))
     return canvas
 
 
 def sample_files() -> dict[str, bytes]:
-    """name → file bytes. Names: <case>.<ext>."""
-    base = astronaut()
+    """name → file bytes. Names: <case>.<ext>.
+
+    The portrait is enlarged 2.5× (1280 px) so inter-eye distance reaches ICAO's 90 px like a phone photo;
+    `small/low_resolution.jpg` keeps a deliberately tiny one.
+    """
+    base = astronaut(2.5)
     upright = Image.fromarray(base)
     files: dict[str, bytes] = {}
     files["portrait/upright.jpg"] = _jpeg(upright)
@@ -57,7 +66,7 @@ def sample_files() -> dict[str, bytes]:
     files["phone/alpha.png"] = _png(rgba)
     files["phone/grey.jpg"] = _jpeg(upright.convert("L"))
     files["phone/large_4000x3000.jpg"] = _jpeg(
-        _on_background(base, (200, 210, 220), 1.0).resize((4000, 3000), Image.Resampling.BICUBIC), quality=90
+        _on_background(base, (200, 210, 220), 1.0, aspect=4 / 3).resize((4000, 3000), Image.Resampling.BICUBIC), quality=90
     )
     try:
         import pillow_heif
@@ -70,8 +79,8 @@ def sample_files() -> dict[str, bytes]:
         pass
     files["backgrounds/red_wall.jpg"] = _jpeg(_on_background(base, (200, 20, 20), 0.8))
     files["backgrounds/green_wall.jpg"] = _jpeg(_on_background(base, (40, 160, 60), 0.8))
-    files["small/low_resolution.jpg"] = _jpeg(upright.resize((160, 160), Image.Resampling.LANCZOS))
-    head = upright.crop((130, 20, 320, 330))  # two people side by side, heads a realistic size in the frame
+    files["small/low_resolution.jpg"] = _jpeg(upright.resize((200, 200), Image.Resampling.LANCZOS))
+    head = Image.fromarray(astronaut()).crop((130, 20, 320, 330))  # two people side by side, heads a realistic size in the frame
     two = Image.new("RGB", (head.width * 2, head.height))
     two.paste(head, (0, 0))
     two.paste(head.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (head.width, 0))
