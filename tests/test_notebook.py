@@ -1,7 +1,7 @@
 """notebooks/explore.ipynb runs top to bottom in a fresh python3 kernel and draws its pictures.
 
-The kernel starts its own local Ray (`ray.init(address="local", num_cpus=2)`), separate from the test session's,
-and shuts it down in its last cell.
+The kernel starts its own local Ray (`ray.init(address="local", num_cpus=2)`), separate from the test
+session's, and shuts it down in its last cell.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def test_explore_notebook_executes_and_draws(tmp_path, monkeypatch, mediapipe_mo
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert not any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "commit the notebook clean"
+    assert not any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), (
+        "commit the notebook clean"
+    )
     client = nbclient.NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
     )

@@ -1,9 +1,9 @@
 """Issue 4's done-when checks on a REAL photo with the REAL models (no fakes).
 
-scikit-image's astronaut() is upscaled 3× (LANCZOS) so the face has ID-photo resolution (inter-eye ≈ 128 px),
-then run through decode → MediaPipe selfie segmentation → BlazeFace + face mesh → process_photo. Geometry on the
-outputs is re-measured from the outputs themselves: the crown from the transparent PNG's alpha and the eyes/chin
-by running the face mesh again on the produced photo.
+scikit-image's astronaut() is upscaled 3× (LANCZOS) so the face has ID-photo resolution (inter-eye
+≈ 128 px), then run through decode → MediaPipe selfie segmentation → BlazeFace + face mesh →
+process_photo. Geometry is re-measured from the outputs themselves: the crown from the transparent PNG's
+alpha and the eyes/chin by running the face mesh again on the produced photo.
 """
 
 from __future__ import annotations
@@ -40,8 +40,14 @@ class Models:
     def process(self, image: np.ndarray, specs, backgrounds, scale: float = 1.0) -> PhotoResult:
         mask = self.segmenter([image])[0]
         return process_photo(
-            image, mask, self.detector, self.landmarker,
-            [get_spec(s) for s in specs], [parse_background(b) for b in backgrounds], OPTIONS, source_scale=scale,
+            image,
+            mask,
+            self.detector,
+            self.landmarker,
+            [get_spec(s) for s in specs],
+            [parse_background(b) for b in backgrounds],
+            OPTIONS,
+            source_scale=scale,
         )
 
     def eyes_and_chin(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,7 +112,7 @@ def test_head_ratio_inside_spec_range(models, upright, spec_name):
     assert lo <= measured["head_height_ratio"] <= hi, measured
     assert "head_size_out_of_range" not in upright.flags
 
-    # Independently from the output itself: crown = top of the PNG's alpha over the face, chin = face mesh on it.
+    # Independently, from the output itself: crown = top of the PNG's alpha over the face, chin = mesh on it.
     rgba = _pixels(_output(upright, spec_name, "transparent"), "RGBA")
     assert rgba.shape[:2] == (spec.size_px[1], spec.size_px[0])
     right, left, chin = models.eyes_and_chin(_pixels(_output(upright, spec_name, "white")))
@@ -122,7 +128,7 @@ def test_ten_degree_rotation_is_measured_and_leveled(models, astronaut3x, uprigh
     rotated = np.asarray(astronaut3x.rotate(10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)))
     result = models.process(rotated, ("cn-1inch",), ("white",))
     assert result.status != Status.FAILED, result.message
-    # The astronaut already tilts his head ~3.4°; rotating the picture 10° counter-clockwise adds -10° of roll.
+    # The astronaut already tilts her head ~3.4°; rotating the picture 10° counter-clockwise adds -10° of roll.
     assert result.metrics["roll_deg"] - upright.metrics["roll_deg"] == pytest.approx(-10.0, abs=0.75)
     assert abs(upright.metrics["roll_deg"]) > 1.0 and abs(result.metrics["roll_deg"]) > 5.0
     assert "roll_exceeds_limit" not in result.flags
@@ -132,7 +138,9 @@ def test_ten_degree_rotation_is_measured_and_leveled(models, astronaut3x, uprigh
 
 
 def test_exif_rotated_jpeg_gives_the_same_crop_as_upright(models, astronaut3x, upright):
-    stored_sideways = astronaut3x.transpose(Image.Transpose.ROTATE_90)  # orientation 6: viewers turn it 90° CW
+    stored_sideways = astronaut3x.transpose(
+        Image.Transpose.ROTATE_90
+    )  # orientation 6: viewers turn it 90° CW
     decoded = decode_image(_jpeg(stored_sideways, exif=_exif(6)), long_side=OPTIONS.working_long_side)
     assert decoded.rgb.shape[:2] == (astronaut3x.height, astronaut3x.width)
     result = models.process(decoded.rgb, ("cn-1inch", "us-passport"), ("white",), decoded.scale)
