@@ -96,8 +96,8 @@ def _open(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise PhotoError(Reason.TOO_LARGE, str(exc)) from None
-    except UnidentifiedImageError as exc:
-        raise PhotoError(Reason.NOT_AN_IMAGE, str(exc)) from None
+    except UnidentifiedImageError:
+        raise PhotoError(Reason.NOT_AN_IMAGE, "not a recognised image format") from None
     except Exception as exc:  # noqa: BLE001 - a recognised but malformed header
         raise PhotoError(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}") from None
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
 from idphoto_ray.config import JobConfig
-from idphoto_ray.manifest import completed_hashes, empty_row, read_manifest, rows_to_table
+from idphoto_ray.manifest import completed_hashes, empty_row, latest_rows, read_manifest, rows_to_table
 from idphoto_ray.read import InputItem, list_inputs, open_filesystem
 from idphoto_ray.write import join, write_bytes
 
@@ -211,11 +212,15 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
     ds.write_parquet(manifest_dir, filesystem=None if _is_local(out_fs) else out_fs)
 
     table = read_manifest(manifest_dir, filesystem=out_fs)
-    this_run = table.filter(pa.compute.equal(table.column("run_id"), run_id))
+    this_run = table.filter(pc.equal(table.column("run_id"), run_id))
     wall_s = time.perf_counter() - started
     summary = _summarise(run_id, config.output, len(items), len(items) - this_run.num_rows, this_run, wall_s, manifest_dir)
     review_path = join(out_root, "review.html")
-    write_review(this_run, out_fs, out_root, review_path, {it.uri: it.name for it in items}, ok_sample=config.review_ok_sample)
+    # The page shows the latest result of every listed input under this config, so a resumed run that
+    # skipped most photos still shows the whole batch.
+    current = latest_rows(table.filter(pc.equal(table.column("config_hash"), config_hash)))
+    current = current.filter(pc.is_in(current.column("input_path"), value_set=pa.array([it.uri for it in items])))
+    write_review(current, out_fs, out_root, review_path, {it.uri: it.name for it in items}, ok_sample=config.review_ok_sample)
     summary.review_html = review_path
     run_info = {
         "run_id": run_id,

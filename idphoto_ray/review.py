@@ -46,7 +46,8 @@ def _data_uri(fs: Any, path: str, side: int = THUMB_SIDE) -> str | None:
 def write_review(rows: pa.Table, fs: Any, root: str, path: str, names: dict[str, str], ok_sample: int = 24) -> None:
     """Every needs_review/failed input with its reasons, and a sample of ok ones, input beside outputs."""
     records = rows.to_pylist()
-    problems = [r for r in records if r["status"] != "ok"]
+    severity = {"failed": 0, "needs_review": 1}
+    problems = sorted((r for r in records if r["status"] != "ok"), key=lambda r: severity.get(r["status"], 2))
     ok = [r for r in records if r["status"] == "ok"][:ok_sample]
     cards = []
     for row in problems + ok:
@@ -59,12 +60,13 @@ def write_review(rows: pa.Table, fs: Any, root: str, path: str, names: dict[str,
             if (uri := _data_uri(fs, o["path"]))
         )
         key = row["reason"] or ",".join(row["flags"] or []) or "ok"
+        shown_key = row["reason"] or ", ".join(row["flags"] or []) or "ok"
         detail = html.escape(row["message"] or "")
         inp = f'<img alt="input" src="{input_uri}">' if input_uri else '<div class="noimg">no preview</div>'
         cards.append(
             f'<tr class="{html.escape(row["status"])}" data-status="{html.escape(row["status"])}" data-key="{html.escape(key)}">'
-            f'<td class="status">{html.escape(row["status"])}</td><td class="key">{html.escape(key)}</td>'
-            f"<td>{html.escape(row['input_path'])}<div class=\"msg\">{detail}</div></td>"
+            f'<td class="status">{html.escape(row["status"])}</td><td class="key">{html.escape(shown_key)}</td>'
+            f'<td class="path" title="{html.escape(row["input_path"])}">{html.escape(name)}<div class="msg">{detail}</div></td>'
             f'<td><figure>{inp}<figcaption>input</figcaption></figure></td><td class="outs">{outs}</td></tr>'
         )
     counts = json.dumps({s: sum(1 for r in records if r["status"] == s) for s in ("ok", "needs_review", "failed")})
@@ -86,10 +88,14 @@ figure {{ display: inline-block; margin: 0 .4em .4em 0; text-align: center; }}
 figure img {{ max-height: 160px; border: 1px solid #ccc; }}
 figcaption {{ font-size: 75%; color: #555; }}
 .msg {{ font-size: 80%; color: #555; max-width: 28em; }}
+td.key {{ max-width: 14em; }}
+td.path {{ max-width: 22em; overflow-wrap: anywhere; }}
+td.outs {{ min-width: 30em; }}
+td.outs figure img {{ max-height: 120px; }}
 .noimg {{ width: 120px; height: 120px; background: #f4f4f4; color: #999; display: flex; align-items: center; justify-content: center; }}
 </style></head><body>
 <h1>idphoto-ray review</h1>
-<p id="counts" data-counts="{counts}">{n} photos in this run. Problems first; click a column header to sort.</p>
+<p id="counts" data-counts="{counts}">{n} photos (latest result of each input). Problems first; click a column header to sort.</p>
 <table id="review"><thead><tr><th data-col="0">status</th><th data-col="1">reason / flags</th><th data-col="2">input</th><th>preview</th><th>outputs</th></tr></thead>
 <tbody>
 {rows}

@@ -15,7 +15,11 @@ def mediapipe_models():
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One local Ray per test session (start costs seconds); 2 CPUs like the CI machine."""
+    """One local Ray per test session (start costs seconds); 2 CPUs like the CI machine.
+
+    It also declares one logical GPU, so `device: auto` jobs take the GPU scheduling path (num_gpus=1 actors)
+    while their ONNX sessions fall back to CPU; `device: cpu` jobs take the CPU pool path.
+    """
     import os
 
     import ray
@@ -23,6 +27,6 @@ def ray_local():
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     os.environ.pop("RAY_ADDRESS", None)
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -21,7 +21,7 @@ def test_actor_crash_mid_run_loses_nothing(tmp_path, monkeypatch, ray_local, med
     monkeypatch.setenv("IDPHOTO_RAY_FAULT_INJECT", f"segment:3:{marker}")
     config = JobConfig(
         input=[str(tmp_path / "in")], output=str(tmp_path / "out"), specs=["cn-1inch"], backgrounds=["white"],
-        batch_size=2, concurrency=1,
+        batch_size=2, concurrency=1, device="cpu",
     )
     summary = run_job(config, progress=False)
 

@@ -114,18 +114,27 @@ def test_run_json_and_review_page(job):
     assert info["processed"] == summary.processed
     assert sum(info["counts"].values()) == summary.processed
     assert info["models"]["segmenter"]["sha256"]
+    # the session Ray declares a logical GPU: device=auto schedules one GPU actor (its session runs on CPU here)
+    assert info["pool"]["gpus_per_actor"] == 1.0
     html = (root / "out" / "review.html").read_text()
     assert "two_faces" in html and "multiple_faces" in html
     assert "http://" not in html and "https://" not in html
 
 
-def test_resume_processes_nothing(job, tmp_path):
+def test_resume_retries_failed_then_processes_nothing(job):
     from idphoto_ray.pipeline import run_job
 
     root, config, first = job
-    again = run_job(config.model_copy(update={"resume": True}), progress=False)
+    resumed = config.model_copy(update={"resume": True})
+    again = run_job(resumed, progress=False)
     failed = first.counts.get("failed", 0)
-    # only failed inputs are retried; everything ok/needs_review is skipped
-    assert again.skipped == first.processed - failed
-    assert again.processed == failed
-    assert "unchanged" in again.table()
+    assert again.processed == failed  # failed inputs are retried ...
+    assert again.skipped == first.processed - failed  # ... everything ok/needs_review is skipped
+
+    for rel in EXPECTED_FAILURES:  # the operator removes the broken files; nothing is left to do
+        (root / "in" / rel).unlink()
+    third = run_job(resumed, progress=False)
+    assert third.processed == 0
+    assert "nothing to do" in third.table()
+    # the review page still shows the batch's latest results, not an empty page for an empty run
+    assert "low_resolution" in (root / "out" / "review.html").read_text()
