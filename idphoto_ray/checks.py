@@ -123,7 +123,7 @@ def illumination_ratio(face_rgb: np.ndarray, mid_x: float) -> float:
 
 
 def spec_geometry(
-    spec: PhotoSpec, crown_y: float, chin_y: float, eye_y: float, face_mid_x: float
+    spec: PhotoSpec, crown_y: float, chin_y: float, eye_y: float, face_mid_x: float, face_width: float | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """Output-space head geometry against the spec's rules (all inputs in output px)."""
     w, h = spec.size_px
@@ -149,6 +149,11 @@ def spec_geometry(
         flags.append("eye_line_out_of_range")
     if abs(offset) > MAX_CENTER_OFFSET:
         flags.append("face_off_center")
+    if face_width is not None:
+        width_mm = face_width / px_per_mm(spec)
+        metrics["face_width_mm"] = width_mm
+        if not in_range(width_mm, spec.face_width_min_mm, spec.face_width_max_mm):
+            flags.append("face_width_out_of_range")
     return metrics, flags
 
 

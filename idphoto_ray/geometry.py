@@ -67,6 +67,17 @@ def eye_centers(landmarks: np.ndarray | None, face: Face) -> tuple[np.ndarray, n
     return kp[0].copy(), kp[1].copy()
 
 
+MESH_CHEEK_EDGES = (234, 454)  # face-oval points level with the eyes' outer corners: the face's width
+
+
+def face_width_px(landmarks: np.ndarray | None, face: Face) -> float:
+    """Cheek-to-cheek width (rotation-invariant) from the mesh, else the detector box width."""
+    if landmarks is not None:
+        pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+        return float(np.linalg.norm(pts[MESH_CHEEK_EDGES[0]] - pts[MESH_CHEEK_EDGES[1]]))
+    return float(face.width)
+
+
 def chin_point(landmarks: np.ndarray | None, face: Face) -> np.ndarray:
     """Chin (x, y): mesh point 152, else extrapolated from eyes and mouth (see CHIN_FROM_MOUTH_RATIO)."""
     if landmarks is not None:

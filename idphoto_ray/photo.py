@@ -26,6 +26,7 @@ from idphoto_ray.geometry import (
     crown_touches_top,
     extract_crop,
     eye_centers,
+    face_width_px,
     find_crown_y,
     plan_crop,
     roll_deg,
@@ -84,6 +85,7 @@ class _Head:
     chin: np.ndarray
     box: tuple[float, float, float, float]
     crown_y: float
+    face_width: float
 
     @property
     def eye_mid(self) -> np.ndarray:
@@ -185,7 +187,7 @@ def _run(
         flags.append("crown_cut_by_frame")
 
     with _timed(timings, "level"):
-        head = _level(image, alpha, face, right_eye, left_eye, chin, roll)
+        head = _level(image, alpha, face, right_eye, left_eye, chin, roll, face_width_px(landmarks, face))
 
     face_metrics, face_flags = checks.face_quality(
         checks.face_region(head.image, head.box), float(head.eye_mid[0] - max(0.0, head.box[0]))
@@ -214,6 +216,7 @@ def _level(
     left_eye: np.ndarray,
     chin: np.ndarray,
     roll: float,
+    face_width: float,
 ) -> _Head:
     """Rotate about the eye midpoint when the roll is worth correcting; find the crown in the leveled frame."""
     box = face.box
@@ -228,7 +231,7 @@ def _level(
     crown = find_crown_y(alpha, box[0], box[2])
     if crown is None or crown >= min(right_eye[1], left_eye[1]):
         raise PhotoError(Reason.NO_PERSON, "no person mask above the eyes: cannot find the crown")
-    return _Head(image, alpha, valid, right_eye, left_eye, chin, box, float(crown))
+    return _Head(image, alpha, valid, right_eye, left_eye, chin, box, float(crown), face_width)
 
 
 def _coverage_flags(valid: np.ndarray) -> list[str]:
@@ -294,4 +297,6 @@ def _output_geometry(
     crown = find_crown_y(alpha, x0, x1)
     if crown is None:
         crown = float(plan.to_output(np.array([0.0, head.crown_y]))[1])
-    return checks.spec_geometry(spec, crown, float(chin[1]), float(eye_mid[1]), float(eye_mid[0]))
+    return checks.spec_geometry(
+        spec, crown, float(chin[1]), float(eye_mid[1]), float(eye_mid[0]), head.face_width * plan.scale
+    )

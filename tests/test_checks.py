@@ -60,3 +60,19 @@ def test_exposure_and_uneven_lighting():
     shaded[:, : face.shape[1] // 2] *= 0.4
     metrics, flags = checks.face_quality(shaded.astype(np.uint8), face.shape[1] / 2)
     assert "uneven_lighting" in flags and metrics["illumination_ratio"] < 0.6
+
+
+def test_face_width_rule_only_where_the_spec_has_one():
+    """cn-id-card wants a 15 ± 1 mm face (GA 461): 207 px at 350 dpi passes, 150 px does not."""
+    spec = get_spec("cn-id-card")
+    w, _ = spec.size_px
+    crown = spec.crown_target_px() or 10.0
+    chin = crown + spec.head_target_px()
+    metrics, flags = checks.spec_geometry(spec, crown, chin, crown + 100, w / 2, face_width=207.0)
+    assert metrics["face_width_mm"] == pytest.approx(15.0, abs=0.05)
+    assert "face_width_out_of_range" not in flags
+    _, flags = checks.spec_geometry(spec, crown, chin, crown + 100, w / 2, face_width=150.0)
+    assert "face_width_out_of_range" in flags
+    cn1 = get_spec("cn-1inch")  # no face-width rule: never flagged
+    _, flags = checks.spec_geometry(cn1, cn1.crown_target_px(), cn1.crown_target_px() + cn1.head_target_px(), 150, 147, face_width=20.0)
+    assert "face_width_out_of_range" not in flags
