@@ -50,6 +50,9 @@ class ProcessingOptions(BaseModel):
         "guided", description="guided: edge-aware guided filter; closed-form: pymatting on a trimap (slow, best hair)."
     )
     decontaminate: bool = Field(True, description="Estimate true foreground colour at edges to remove background fringes.")
+    decontamination: Literal["blur-fusion", "ml"] = Field(
+        "blur-fusion", description="blur-fusion: fast box-filter estimate; ml: pymatting's multilevel solver (slow)."
+    )
     min_inter_eye_px: float = Field(90.0, gt=0, description="ICAO minimum inter-eye distance in source pixels.")
     max_roll_deg: float = Field(15.0, gt=0, description="Roll beyond this (before correction) is flagged.")
     max_yaw_deg: float = Field(15.0, gt=0, description="Estimated yaw beyond this is flagged.")

@@ -269,7 +269,7 @@ def _render_spec(
             alpha = closed_form_alpha(rgb, alpha)
         alpha = (alpha * np.clip(valid, 0.0, 1.0)).astype(np.float32)
     with _timed(timings, "decontaminate"):
-        fg = decontaminate(rgb, alpha) if options.decontaminate else rgb
+        fg = decontaminate(rgb, alpha, options.decontamination) if options.decontaminate else rgb
 
     for background in backgrounds:
         with _timed(timings, "compose"):

@@ -132,14 +132,13 @@ def refine_alpha_crop(crop_rgb: np.ndarray, crop_alpha: np.ndarray, radius: int)
     return np.where(band, filtered, hard).astype(np.float32)
 
 
-def decontaminate(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def decontaminate(rgb: np.ndarray, alpha: np.ndarray, method: str = "blur-fusion") -> np.ndarray:
     """Estimate the true foreground colour where 0 < alpha < 1 so the old background does not fringe.
 
-    pymatting's multilevel solver runs on the bounding box of the soft pixels only; opaque and empty
+    `blur-fusion` (Forte & Pitié 2021, two passes of box-filter statistics) costs a few milliseconds per
+    crop; `ml` is pymatting's multilevel solver, about 50× slower for a similar result. Opaque and empty
     pixels keep their colour (empty ones are invisible after compositing anyway).
     """
-    from pymatting import estimate_foreground_ml
-
     soft = (alpha > 0.0) & (alpha < 1.0)
     if not soft.any():
         return rgb.copy()
@@ -147,13 +146,45 @@ def decontaminate(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     pad = 4
     y0, y1 = max(0, ys.min() - pad), min(rgb.shape[0], ys.max() + pad + 1)
     x0, x1 = max(0, xs.min() - pad), min(rgb.shape[1], xs.max() + pad + 1)
-    image = rgb[y0:y1, x0:x1].astype(np.float64) / 255.0
-    fg = estimate_foreground_ml(image, alpha[y0:y1, x0:x1].astype(np.float64))
+    if method == "ml":
+        from pymatting import estimate_foreground_ml
+
+        image = rgb[y0:y1, x0:x1].astype(np.float64) / 255.0
+        fg = estimate_foreground_ml(image, alpha[y0:y1, x0:x1].astype(np.float64))
+    else:
+        image = rgb[y0:y1, x0:x1].astype(np.float32) / 255.0
+        fg = _blur_fusion(image, alpha[y0:y1, x0:x1].astype(np.float32))
     fg8 = np.clip(np.rint(fg * 255.0), 0, 255).astype(np.uint8)
     out = rgb.copy()
     region = out[y0:y1, x0:x1]
     region[soft[y0:y1, x0:x1]] = fg8[soft[y0:y1, x0:x1]]
     return out
+
+
+def _blur_fusion(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Approximate foreground colour: a coarse pass (large radius) then a fine pass seeded by it."""
+    fg, bg = image, image
+    for radius in (max(8, int(0.1 * max(alpha.shape))), 6):
+        fg, bg = _blur_fusion_pass(image, fg, bg, alpha, radius)
+    return np.clip(fg, 0.0, 1.0)
+
+
+def _blur_fusion_pass(
+    image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
+    eps = 1e-5
+    a = alpha[..., None]
+    size = (2 * radius + 1, 2 * radius + 1)
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        out = cv2.boxFilter(x, -1, size, borderType=cv2.BORDER_REFLECT)
+        return out[..., None] if out.ndim == 2 else out
+
+    blurred_a = blur(alpha)
+    blurred_f = blur(fg * a) / (blurred_a + eps)
+    blurred_b = blur(bg * (1.0 - a)) / ((1.0 - blurred_a) + eps)
+    new_fg = blurred_f + a * (image - a * blurred_f - (1.0 - a) * blurred_b)
+    return np.clip(new_fg, 0.0, 1.0), blurred_b
 
 
 def closed_form_alpha(rgb: np.ndarray, alpha: np.ndarray, band_px: int = 6) -> np.ndarray:
