@@ -1,0 +1,58 @@
+"""Input listing: folders, globs, input lists with ids; output names are unique and stay inside the output."""
+
+from __future__ import annotations
+
+import pytest
+
+from idphoto_ray.read import list_inputs
+
+
+def _touch(root, *names):
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+def test_folder_keeps_subfolders_and_skips_non_images(tmp_path):
+    _touch(tmp_path, "a.jpg", "sub/b.HEIC", "notes.txt", "sub/deeper/c.png")
+    protocol, items = list_inputs([str(tmp_path)])
+    assert protocol == "file"
+    assert sorted(i.name for i in items) == ["a", "sub/b", "sub/deeper/c"]
+    assert all(i.uri == i.path for i in items)
+
+
+def test_colliding_stems_keep_their_extension(tmp_path):
+    _touch(tmp_path, "a.jpg", "a.png", "b.jpg")
+    _, items = list_inputs([str(tmp_path)])
+    assert sorted(i.name for i in items) == ["a_jpg", "a_png", "b"]
+
+
+def test_glob_and_missing_input(tmp_path):
+    _touch(tmp_path, "x/1.jpg", "x/2.png", "y/3.jpg")
+    _, items = list_inputs([str(tmp_path / "x" / "*.jpg")])
+    assert [i.name for i in items] == ["1"]
+    with pytest.raises(FileNotFoundError, match="nope"):
+        list_inputs([str(tmp_path / "nope")])
+
+
+def test_input_list_ids_name_outputs_and_are_sanitised(tmp_path):
+    _touch(tmp_path, "p/1.jpg", "p/2.jpg", "p/3.jpg")
+    listing = tmp_path / "staff.csv"
+    listing.write_text(f"path,id\n{tmp_path}/p/1.jpg,E-001\n{tmp_path}/p/2.jpg,../../etc/passwd\n{tmp_path}/p/3.jpg,\n")
+    _, items = list_inputs([], input_list=str(listing))
+    by_path = {i.path.rsplit("/", 1)[-1]: i for i in items}
+    assert by_path["1.jpg"].name == "E-001" and by_path["1.jpg"].input_id == "E-001"
+    assert by_path["2.jpg"].name == "etc/passwd"  # no escaping the output folder
+    assert by_path["3.jpg"].name == "3"
+
+
+def test_input_list_errors_name_the_file(tmp_path):
+    bad = tmp_path / "list.csv"
+    bad.write_text("file\na.jpg\n")
+    with pytest.raises(ValueError, match="list.csv.*'path' column"):
+        list_inputs([], input_list=str(bad))
+    dup = tmp_path / "dup.csv"
+    dup.write_text("path,id\na.jpg,7\nb.jpg,7\n")
+    with pytest.raises(ValueError, match="repeats ids: 7"):
+        list_inputs([], input_list=str(dup))
