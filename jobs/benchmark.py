@@ -61,21 +61,34 @@ class Peaks:
     gpu_samples: list[tuple[float, float]] = field(default_factory=list)
 
 
-def _ray_processes(driver: Any) -> list[Any]:
-    """The driver and every Ray worker process (not gcs/raylet/agents) on this machine."""
+def _session_dir() -> str | None:
+    with contextlib.suppress(Exception):
+        import ray
+
+        return ray._private.worker._global_node.get_session_dir_path()
+    return None
+
+
+def _ray_processes(driver: Any, session_dir: str | None) -> list[Any]:
+    """The driver and the Ray worker processes of *this* Ray session (the machine is shared: other
+    sessions' workers must not count): children of the raylet whose command line names our session dir."""
     import psutil
 
     procs = [driver]
-    for proc in psutil.process_iter(["cmdline", "uids"]):
-        try:
+    raylets = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, IndexError, TypeError):
             cmd = proc.info["cmdline"] or []
-            if not cmd or proc.pid == driver.pid:
-                continue
-            head = cmd[0]
-            if head.startswith("ray::") or any("default_worker.py" in c for c in cmd[:3]):
-                procs.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
+            if cmd and cmd[0].endswith("raylet") and session_dir and any(session_dir in c for c in cmd):
+                raylets.append(proc)
+    for raylet in raylets:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            for child in raylet.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
+                    cmd = child.cmdline()
+                    agent = cmd and cmd[0].startswith("ray::") and cmd[0].endswith("Agent")
+                    if cmd and not agent and (cmd[0].startswith("ray::") or any("default_worker.py" in c for c in cmd[:3])):
+                        procs.append(child)
     return procs
 
 
@@ -109,6 +122,8 @@ class Sampler:
         self._stop = threading.Event()
         self._driver = psutil.Process()
         self._store = _object_store_reader()
+        self._session = _session_dir()
+        self.workers_seen = 0
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self) -> "Sampler":
@@ -133,7 +148,9 @@ class Sampler:
         import psutil
 
         rss = private = 0
-        for proc in _ray_processes(self._driver):
+        procs = _ray_processes(self._driver, self._session)
+        self.workers_seen = max(self.workers_seen, len(procs) - 1)
+        for proc in procs:
             try:
                 mem = proc.memory_info()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -219,6 +236,13 @@ def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, det: 
 
 
 # ----------------------------------------------------------------------------------------- measurements
+def _warm_up(one: Any, n: int) -> None:
+    """Run photos until one goes all the way through (JIT-compiled matting kernels, ORT allocations)."""
+    for k in range(min(n, 5)):
+        if one(k) != "failed":
+            return
+
+
 def measure_bound(model: str, device: str, threads: int, batch: int, files: list[Path], options: Any,
                   min_s: float) -> dict[str, Any]:
     """Model-only throughput: session.run on ready input tensors, batched, in a tight loop."""
@@ -258,7 +282,8 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     steps: dict[str, float] = {}
     statuses: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as out:
-        _finish_one(datas[0], "warmup", masks[0], None, det, lm, specs, bgs, options, out, {})
+        _warm_up(lambda k: _finish_one(datas[k], f"warmup{k}", masks[k], None, det, lm, specs, bgs, options, out, {}),
+                 len(datas))
         started = time.perf_counter()
         for i, (data, mask) in enumerate(zip(datas, masks)):
             status = _finish_one(data, f"p{i}", mask, None, det, lm, specs, bgs, options, out, steps)
@@ -276,7 +301,8 @@ def measure_baseline(model: str, device: str, threads: int, files: list[Path], o
     steps: dict[str, float] = {}
     statuses: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-base-") as out:
-        _finish_one(files[0].read_bytes(), "warmup", None, seg, det, lm, specs, bgs, options, out, {})
+        _warm_up(lambda k: _finish_one(files[k].read_bytes(), f"warmup{k}", None, seg, det, lm, specs, bgs, options,
+                                       out, {}), len(files))
         started = time.perf_counter()
         for i, f in enumerate(files):
             status = _finish_one(f.read_bytes(), f"p{i}", None, seg, det, lm, specs, bgs, options, out, steps)
@@ -362,6 +388,7 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
         "batch": batch, "stages": parse_stats(stats_text),
         "peak_rss_mb": round(p.rss_mb, 1), "peak_private_mb": round(p.private_mb, 1),
         "peak_object_store_mb": round(p.object_store_mb, 1), "samples": p.samples,
+        "worker_processes": sampler.workers_seen,
     }
     if device == "cuda":
         result["gpu"] = ({"util_max": p.gpu_util_max, "util_mean": round(p.gpu_util_mean, 1),
@@ -382,17 +409,25 @@ def summarise(row: dict[str, Any], cores: int) -> dict[str, float]:
     cpu = row["cpu_stage"]["photos_per_s"]
     base = row["baseline"]["photos_per_s"]
     limit = min(bound, cpu * cores)
-    return {"pipeline/bound": _ratio(pipe, bound), "limit": limit, "pipeline/limit": _ratio(pipe, limit),
-            "pipeline/baseline": _ratio(pipe, base)}
+    # On a CPU-only machine the model and the CPU stage run on the *same* cores, so their core-seconds
+    # per photo add up: 1/cpu_stage (one core) + cores/bound (bound uses every core).
+    shared = 1.0 / (1.0 / (cpu * cores) + 1.0 / bound) if cpu > 0 and bound > 0 else 0.0
+    out = {"pipeline/bound": _ratio(pipe, bound), "limit": limit, "pipeline/limit": _ratio(pipe, limit),
+           "pipeline/baseline": _ratio(pipe, base)}
+    if row.get("device", "cpu") == "cpu":
+        out["limit_shared_cores"] = shared
+        out["pipeline/limit_shared_cores"] = _ratio(pipe, shared)
+    return out
 
 
 def format_table(results: dict[str, Any]) -> str:
     cores = results["machine"]["cores"]
     lines = [
         f"machine: {results['machine']['cpu']} · {cores} cores · device {results['device']} · N={results['n']}",
-        "photos/s; limit = min(bound, cpu_stage × cores); pipeline = run_job wall clock incl. manifest",
+        "photos/s; limit = min(bound, cpu_stage × cores); shared = 1/(1/(cpu_stage × cores) + 1/bound), the CPU-only"
+        " limit when model and CPU stage share the cores; pipeline = run_job wall clock incl. manifest",
         f"{'model':<18}{'batch':>6}{'actors':>7}{'wls':>6}{'bound':>9}{'cpu_st':>8}{'pipeline':>10}{'baseline':>10}"
-        f"{'p/bound':>9}{'p/limit':>9}{'p/base':>8}{'RSS MB':>8}{'store MB':>9}",
+        f"{'p/bound':>9}{'p/limit':>9}{'p/shared':>9}{'p/base':>8}{'RSS MB':>8}{'store MB':>9}",
     ]
     for row in results["runs"]:
         r = row["ratios"]
@@ -400,7 +435,8 @@ def format_table(results: dict[str, Any]) -> str:
             f"{row['model']:<18}{row['batch']:>6}{row['actors_label']:>7}{row['working_long_side']:>6}"
             f"{row['bound']['photos_per_s']:>9.2f}{row['cpu_stage']['photos_per_s']:>8.2f}"
             f"{row['pipeline']['photos_per_s']:>10.2f}{row['baseline']['photos_per_s']:>10.2f}"
-            f"{r['pipeline/bound']:>9.3f}{r['pipeline/limit']:>9.2f}{r['pipeline/baseline']:>8.2f}"
+            f"{r['pipeline/bound']:>9.3f}{r['pipeline/limit']:>9.2f}{r.get('pipeline/limit_shared_cores', 0):>9.2f}"
+            f"{r['pipeline/baseline']:>8.2f}"
             f"{row['pipeline']['peak_rss_mb']:>8.0f}{row['pipeline']['peak_object_store_mb']:>9.0f}"
         )
     lines.append("")
@@ -434,7 +470,11 @@ def _machine() -> dict[str, Any]:
     import onnxruntime as ort
     import ray
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "ray": ray.__version__, "onnxruntime": ort.__version__,
+    commit = ""
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "commit": commit, "ray": ray.__version__, "onnxruntime": ort.__version__,
             "providers": ort.get_available_providers(), "load_avg_start": os.getloadavg()}
 
 
@@ -466,11 +506,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray started here")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--report", default=None, help="only print the table of a results JSON written by --out")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.report:
+        results = json.loads(Path(args.report).read_text())
+        for row in results["runs"]:
+            row.setdefault("device", results.get("device", "cpu"))
+            row["ratios"] = summarise(row, results["machine"]["cores"])
+        print(format_table(results))
+        return results
     from idphoto_ray.benchdata import ensure_dataset, replicate
     from idphoto_ray.config import ProcessingOptions
     from idphoto_ray.pipeline import init_ray
@@ -516,7 +564,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     pipe = measure_pipeline(model, args.device, files, work / f"{model}-{wls}-{batch}-{actors}", batch,
                                             actors, args.threads, options, specs, bgs)
                     stats_text = pipe.pop("_stats_text")
-                    row = {"model": model, "batch": batch, "actors": actors,
+                    row = {"model": model, "device": args.device, "batch": batch, "actors": actors,
                            "actors_label": str(actors or (pipe["pool"] or {}).get("segment_actors", "?")),
                            "working_long_side": wls, "bound": best_bound, "bound_by_batch": bounds,
                            "cpu_stage": cpu, "baseline": base, "pipeline": pipe}
