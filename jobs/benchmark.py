@@ -360,7 +360,8 @@ def parse_stats(text: str) -> list[dict[str, Any]]:
 
 
 def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, batch: int, actors: int | None,
-                     threads: int | None, options: Any, specs: list[str], bgs: list[str]) -> dict[str, Any]:
+                     threads: int | None, options: Any, specs: list[str], bgs: list[str],
+                     object_store_limit_mb: int | None = None) -> dict[str, Any]:
     """run_job end to end on `files` (listed through an input-list CSV so any subset can be run)."""
     from idphoto_ray.config import JobConfig
     from idphoto_ray.pipeline import run_job
@@ -374,8 +375,19 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
         input_list=str(listing), output=str(out_dir / "out"), model=model, device=device, batch_size=batch,
         concurrency=actors, intra_op_num_threads=threads, specs=specs, backgrounds=bgs, processing=options,
     )
-    with _capture_dataset() as seen, Sampler(gpu=device == "cuda") as sampler:
-        summary = run_job(config, progress=False)
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    previous_limits = ctx.execution_options.resource_limits
+    if object_store_limit_mb:
+        # What the pipeline could set itself: cap Ray Data's object-store budget so a fast upstream stage
+        # cannot queue hundreds of decoded images in front of the bottleneck.
+        ctx.execution_options.resource_limits = previous_limits.copy(object_store_memory=object_store_limit_mb * 2**20)
+    try:
+        with _capture_dataset() as seen, Sampler(gpu=device == "cuda") as sampler:
+            summary = run_job(config, progress=False)
+    finally:
+        ctx.execution_options.resource_limits = previous_limits
     stats_text = ""
     if seen:
         with contextlib.suppress(Exception):
@@ -385,7 +397,7 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
     result = {
         "photos_per_s": summary.processed / summary.wall_s, "images": summary.processed, "seconds": summary.wall_s,
         "counts": summary.counts, "reasons": summary.reasons, "pool": run_info.get("pool"),
-        "batch": batch, "stages": parse_stats(stats_text),
+        "batch": batch, "object_store_limit_mb": object_store_limit_mb, "stages": parse_stats(stats_text),
         "peak_rss_mb": round(p.rss_mb, 1), "peak_private_mb": round(p.private_mb, 1),
         "peak_object_store_mb": round(p.object_store_mb, 1), "samples": p.samples,
         "worker_processes": sampler.workers_seen,
@@ -498,6 +510,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--memory-ns", default="200,2000", help="the N values of the memory check")
     ap.add_argument("--memory-decontaminate", action="store_true",
                     help="keep decontamination on in the memory check (off by default: it only costs time)")
+    ap.add_argument("--object-store-limit-mb", type=int, default=None,
+                    help="cap Ray Data's object-store budget (ExecutionResources) for the pipeline runs")
     ap.add_argument("--skip-main", action="store_true", help="only the memory check")
     ap.add_argument("--spec", action="append", help="photo spec (repeatable); default cn-1inch")
     ap.add_argument("--background", action="append", help="background (repeatable); default blue")
@@ -562,7 +576,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     print(f"[{model} wls={wls}] pipeline batch {batch} actors {actors or 'default'} on {len(files)} photos …",
                           flush=True)
                     pipe = measure_pipeline(model, args.device, files, work / f"{model}-{wls}-{batch}-{actors}", batch,
-                                            actors, args.threads, options, specs, bgs)
+                                            actors, args.threads, options, specs, bgs, args.object_store_limit_mb)
                     stats_text = pipe.pop("_stats_text")
                     row = {"model": model, "device": args.device, "batch": batch, "actors": actors,
                            "actors_label": str(actors or (pipe["pool"] or {}).get("segment_actors", "?")),
@@ -597,7 +611,8 @@ def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs:
         inputs = replicate(files, n, Path(args.data_dir) / f"replicated-seed{args.seed}")
         print(f"[memory] pipeline on {n} photos ({model}) …", flush=True)
         pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}", _ints(args.batch_sizes)[0],
-                                (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs)
+                                (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs,
+                                args.object_store_limit_mb)
         pipe.pop("_stats_text")
         runs.append({"n": n, **{k: pipe[k] for k in ("peak_rss_mb", "peak_private_mb", "peak_object_store_mb",
                                                       "photos_per_s", "seconds", "counts", "samples")}})
@@ -608,6 +623,7 @@ def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs:
         return _ratio(hi[key], lo[key]) - 1.0 if lo[key] else 0.0
 
     result = {"model": model, "decontaminate": args.memory_decontaminate, "runs": runs,
+              "object_store_limit_mb": args.object_store_limit_mb,
               "rss_growth": growth("peak_rss_mb"), "private_growth": growth("peak_private_mb"),
               "store_growth": growth("peak_object_store_mb")}
     result["pass"] = all(abs(result[k]) <= 0.10 for k in ("rss_growth", "store_growth"))
