@@ -64,6 +64,8 @@ def create_session(
     if intra_op_num_threads:
         opts.intra_op_num_threads = intra_op_num_threads
         opts.inter_op_num_threads = 1
+    # Idle ORT threads must not spin on cores that decode and finishing tasks are using.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     if device == "cuda" and not cuda_available():
         raise DeviceError(

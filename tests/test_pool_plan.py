@@ -1,0 +1,23 @@
+"""Segmentation pool layout: one actor per GPU on cuda; CPU actors reserve no core and split the threads."""
+
+from idphoto_ray.config import JobConfig
+from idphoto_ray.pipeline import plan_pool
+
+
+def test_cuda_gets_one_actor_per_gpu():
+    plan = plan_pool(JobConfig(device="cuda"), cpus=32, gpus=4)
+    assert (plan.actors, plan.gpus_per_actor, plan.cpus_per_actor) == (4, 1.0, 1.0)
+    assert plan_pool(JobConfig(device="cuda", concurrency=8), cpus=32, gpus=4).actors == 8
+
+
+def test_auto_follows_the_cluster():
+    assert plan_pool(JobConfig(device="auto"), cpus=2, gpus=1).gpus_per_actor == 1.0
+    assert plan_pool(JobConfig(device="auto"), cpus=2, gpus=0).gpus_per_actor == 0.0
+
+
+def test_cpu_actors_leave_cores_to_decode_and_finish():
+    plan = plan_pool(JobConfig(device="cpu"), cpus=2, gpus=1)
+    assert (plan.actors, plan.threads, plan.cpus_per_actor, plan.gpus_per_actor) == (1, 2, 0.0, 0.0)
+    plan = plan_pool(JobConfig(device="cpu", concurrency=4), cpus=64, gpus=0)
+    assert (plan.actors, plan.threads) == (4, 16)
+    assert plan_pool(JobConfig(device="cpu", intra_op_num_threads=3), cpus=64, gpus=0).threads == 3
