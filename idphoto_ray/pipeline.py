@@ -45,6 +45,7 @@ class RunSummary:
     flags: dict[str, int] = field(default_factory=dict)
     manifest_dir: str = ""
     review_html: str = ""
+    stats: str = ""
 
     @property
     def images_per_s(self) -> float:
@@ -94,6 +95,7 @@ class PoolPlan:
     threads: int
     gpus_per_actor: float
     cpus_per_actor: float
+    batch_size: int
 
 
 def plan_pool(config: JobConfig, cpus: int, gpus: int) -> PoolPlan:
@@ -107,10 +109,11 @@ def plan_pool(config: JobConfig, cpus: int, gpus: int) -> PoolPlan:
     use_gpu = config.device == "cuda" or (config.device == "auto" and gpus > 0)
     if use_gpu:
         actors = config.concurrency or max(1, gpus)
-        return PoolPlan(actors, config.intra_op_num_threads or 1, 1.0, 1.0)
+        return PoolPlan(actors, config.intra_op_num_threads or 1, 1.0, 1.0, config.batch_size or 32)
     actors = config.concurrency or max(1, cpus // 8)
     threads = config.intra_op_num_threads or max(1, cpus // actors)
-    return PoolPlan(actors, threads, 0.0, 0.0)
+    # On CPU, batch 4 ran as fast as 16 for u2net-arch with a quarter of the actor's memory.
+    return PoolPlan(actors, threads, 0.0, 0.0, config.batch_size or 4)
 
 
 def _fault_injection() -> dict[str, Any] | None:
@@ -169,6 +172,8 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
     ctx.enable_progress_bars = progress
     if config.no_progress_timeout_s is not None:
         ctx.execution_no_progress_timeout_s = config.no_progress_timeout_s
+    store_cap = config.object_store_limit_mb * 2**20 if config.object_store_limit_mb else float("inf")
+    ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(object_store_memory=store_cap)
     resources = ray.cluster_resources()
     pool = plan_pool(config, int(resources.get("CPU", 1)), int(resources.get("GPU", 0)))
     model_refs = {key: ray.put(path.read_bytes()) for key, path in model_files.items()}
@@ -204,7 +209,7 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
             "fault": _fault_injection(),
         },
         compute=ray.data.ActorPoolStrategy(size=pool.actors, max_tasks_in_flight_per_actor=2),
-        batch_size=config.batch_size,
+        batch_size=pool.batch_size,
         batch_format="numpy",
         **seg_kwargs,
     )
@@ -236,6 +241,7 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
     current = current.filter(pc.is_in(current.column("input_path"), value_set=pa.array([it.uri for it in items])))
     write_review(current, out_fs, out_root, review_path, {it.uri: it.name for it in items}, ok_sample=config.review_ok_sample)
     summary.review_html = review_path
+    summary.stats = ds.stats()
     run_info = {
         "run_id": run_id,
         "config": json.loads(config.model_dump_json()),
@@ -243,7 +249,7 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
         "models": {key: {"name": (seg_info.name if key == "segmenter" else key), "sha256": sha} for key, sha in model_sha.items()},
         "packages": _package_versions(),
         "pool": {"segment_actors": pool.actors, "intra_op_threads": pool.threads, "gpus_per_actor": pool.gpus_per_actor,
-                 "cpus_per_actor": pool.cpus_per_actor},
+                 "cpus_per_actor": pool.cpus_per_actor, "batch_size": pool.batch_size},
         "listed": summary.listed,
         "skipped": summary.skipped,
         "processed": summary.processed,
