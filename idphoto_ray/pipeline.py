@@ -164,8 +164,8 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
 
     seg_info, seg_path = resolve_segmenter(config.model, config.model_uri, config.preprocess)
     face_paths = {name: ensure_mediapipe(name) for name in ("blazeface", "face-mesh")}
-    model_files = {"segmenter": seg_path, **face_paths}
-    model_sha = {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in model_files.items()}
+    model_bytes = {key: path.read_bytes() for key, path in {"segmenter": seg_path, **face_paths}.items()}
+    model_sha = {key: hashlib.sha256(data).hexdigest() for key, data in model_bytes.items()}
 
     init_ray()
     ctx = ray.data.DataContext.get_current()
@@ -176,7 +176,12 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
     ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(object_store_memory=store_cap)
     resources = ray.cluster_resources()
     pool = plan_pool(config, int(resources.get("CPU", 1)), int(resources.get("GPU", 0)))
-    model_refs = {key: ray.put(path.read_bytes()) for key, path in model_files.items()}
+    # On CPU every stage shares the same cores: Ray Data's per-operator reservations kept finishing tasks
+    # waiting on idle reserved CPUs (N=300, 2 cores: 7.6 → 9.6 photos/s without them). GPU runs keep them
+    # so the GPU stage always has its share.
+    ctx.op_resource_reservation_enabled = pool.gpus_per_actor > 0
+    model_refs = {key: ray.put(data) for key, data in model_bytes.items()}
+    del model_bytes
     items_ref = ray.put({it.path: it for it in items})
 
     if config.limit:
