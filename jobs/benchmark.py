@@ -374,20 +374,10 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
     config = JobConfig(
         input_list=str(listing), output=str(out_dir / "out"), model=model, device=device, batch_size=batch,
         concurrency=actors, intra_op_num_threads=threads, specs=specs, backgrounds=bgs, processing=options,
+        object_store_limit_mb=object_store_limit_mb,
     )
-    import ray.data
-
-    ctx = ray.data.DataContext.get_current()
-    previous_limits = ctx.execution_options.resource_limits
-    if object_store_limit_mb:
-        # What the pipeline could set itself: cap Ray Data's object-store budget so a fast upstream stage
-        # cannot queue hundreds of decoded images in front of the bottleneck.
-        ctx.execution_options.resource_limits = previous_limits.copy(object_store_memory=object_store_limit_mb * 2**20)
-    try:
-        with _capture_dataset() as seen, Sampler(gpu=device == "cuda") as sampler:
-            summary = run_job(config, progress=False)
-    finally:
-        ctx.execution_options.resource_limits = previous_limits
+    with _capture_dataset() as seen, Sampler(gpu=device == "cuda") as sampler:
+        summary = run_job(config, progress=False)
     stats_text = ""
     if seen:
         with contextlib.suppress(Exception):
@@ -499,7 +489,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n", type=int, default=300, help="photos in the pipeline run (default 300)")
     ap.add_argument("--model", action="append", help="segmentation model (repeatable); default both")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--batch-sizes", default="16", help="comma list swept for pipeline and bound, e.g. 1,4,16,32")
+    ap.add_argument("--batch-sizes", default="",
+                    help="comma list swept for pipeline and bound, e.g. 1,4,16,32; default: the pipeline's (4 CPU, 32 CUDA)")
     ap.add_argument("--actors", default="", help="comma list of segmentation actor counts; default: the pipeline's own")
     ap.add_argument("--threads", type=int, default=None, help="ORT threads per pipeline actor; default: the pipeline's")
     ap.add_argument("--working-long-side", default="1600", help="comma list swept")
@@ -539,7 +530,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     models = args.model or list(DEFAULT_MODELS)
-    batches = _ints(args.batch_sizes)
+    batches = _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '4'))
     actor_list: list[int | None] = list(_ints(args.actors)) or [None]
     sides = _ints(args.working_long_side)
     specs = args.spec or ["cn-1inch"]
@@ -610,7 +601,7 @@ def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs:
     for n in _ints(args.memory_ns):
         inputs = replicate(files, n, Path(args.data_dir) / f"replicated-seed{args.seed}")
         print(f"[memory] pipeline on {n} photos ({model}) …", flush=True)
-        pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}", _ints(args.batch_sizes)[0],
+        pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}", _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '4'))[0],
                                 (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs,
                                 args.object_store_limit_mb)
         pipe.pop("_stats_text")
