@@ -24,7 +24,7 @@ import ray
 
 from idphoto_ray.config import JobConfig
 from idphoto_ray.manifest import completed_hashes, empty_row, latest_rows, read_manifest, rows_to_table
-from idphoto_ray.read import InputItem, list_inputs, open_filesystem
+from idphoto_ray.read import InputItem, is_local, list_inputs, open_filesystem, protocol_of
 from idphoto_ray.write import join, write_bytes
 
 log = logging.getLogger(__name__)
@@ -226,13 +226,13 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
             "backgrounds": list(config.backgrounds),
             "options": config.processing,
             "output_root": out_root,
-            "output_protocol": out_fs.protocol if isinstance(out_fs.protocol, str) else out_fs.protocol[0],
+            "output_protocol": protocol_of(out_fs),
             "storage_options": config.storage_options,
         },
         batch_size=4,
         batch_format="numpy",
     )
-    ds.write_parquet(manifest_dir, filesystem=None if _is_local(out_fs) else out_fs)
+    ds.write_parquet(manifest_dir, filesystem=None if is_local(out_fs) else out_fs)
 
     table = read_manifest(manifest_dir, filesystem=out_fs)
     this_run = table.filter(pc.equal(table.column("run_id"), run_id))
@@ -265,11 +265,6 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
     }
     write_bytes(out_fs, join(out_root, "run.json"), json.dumps(run_info, indent=2).encode())
     return summary
-
-
-def _is_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
 
 
 def _summarise(run_id: str, output: str, listed: int, skipped: int, rows: pa.Table, wall_s: float, manifest_dir: str) -> RunSummary:
@@ -534,7 +529,7 @@ class FinishStage:
         row["timings_ms"]["write"] = (time.perf_counter() - started) * 1000
 
     def _uri(self, path: str) -> str:
-        return path if _is_local(self.fs) else self.fs.unstrip_protocol(path)
+        return path if is_local(self.fs) else self.fs.unstrip_protocol(path)
 
     @staticmethod
     def _metrics(row: dict[str, Any], metrics: dict[str, Any], scale: float) -> None:

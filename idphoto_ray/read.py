@@ -40,6 +40,15 @@ def open_filesystem(uri: str, storage_options: dict[str, Any] | None = None) -> 
     return fs, path
 
 
+def protocol_of(fs: fsspec.AbstractFileSystem) -> str:
+    """fsspec filesystems report one protocol or a tuple of aliases; the first names it."""
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return protocol_of(fs) in ("file", "local")
+
+
 def _is_image(path: str) -> bool:
     return path.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS if "." in posixpath.basename(path) else False
 
@@ -95,12 +104,12 @@ def list_inputs(
     fs = None
     for uri in inputs:
         fs, _ = open_filesystem(uri, storage_options)
-        protocols.add(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
+        protocols.add(protocol_of(fs))
         candidates.extend((p, rel, None) for p, rel in _expand(uri, storage_options))
     if input_list:
         for path, ident in _read_input_list(input_list, storage_options):
             fs, p = open_filesystem(path, storage_options)
-            protocols.add(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
+            protocols.add(protocol_of(fs))
             candidates.append((p, posixpath.basename(p), ident))
     if len(protocols) > 1:
         raise ValueError(f"all inputs must live on one filesystem, got: {', '.join(sorted(protocols))}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
-from typing import Any
 
 import fsspec
+
+from idphoto_ray.read import is_local
 
 
 def join(root: str, *parts: str) -> str:
@@ -16,7 +17,7 @@ def join(root: str, *parts: str) -> str:
 
 def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     """Never leaves a half file: local writes go to a temp file in the same folder, then rename."""
-    if _is_local(fs):
+    if is_local(fs):
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
@@ -30,8 +31,3 @@ def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
             raise
     else:
         fs.pipe_file(path, data)
-
-
-def _is_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
