@@ -22,7 +22,7 @@ BOX_TYPE = pa.struct([("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.floa
 EYES_TYPE = pa.struct(
     [("left_x", pa.float32()), ("left_y", pa.float32()), ("right_x", pa.float32()), ("right_y", pa.float32())]
 )
-TIMING_STAGES = ("read", "decode", "segment", "detect", "refine", "compose", "encode", "write", "total")
+TIMING_STAGES = ("decode", "segment", "detect", "refine", "compose", "encode", "write", "total")
 TIMINGS_TYPE = pa.struct([(name, pa.float32()) for name in TIMING_STAGES])
 
 SCHEMA = pa.schema(

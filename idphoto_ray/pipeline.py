@@ -341,6 +341,8 @@ def _get(ref: Any) -> Any:
     """ray.get with a per-process cache: large shared objects are fetched once per worker."""
     key = ref.hex()
     if key not in _RESOLVED:
+        if len(_RESOLVED) >= 8:  # long-lived workers serve many runs: keep only recent ones
+            _RESOLVED.clear()
         _RESOLVED[key] = ray.get(ref)
     return _RESOLVED[key]
 
