@@ -170,6 +170,8 @@ def _flatten_on_white(im: Image.Image) -> Image.Image:
     anyway, so the choice never reaches the output directly. Flattening before the resize gives the same result
     as resizing premultiplied colour (both are linear), without fringes from hidden colour under alpha 0.
     """
+    if im.mode == "RGB":
+        return im
     if im.mode != "RGBA":
         return im.convert("RGB")
     a = np.asarray(im, dtype=np.uint16)

@@ -67,14 +67,11 @@ def eye_centers(landmarks: np.ndarray | None, face: Face) -> tuple[np.ndarray, n
     return kp[0].copy(), kp[1].copy()
 
 
-MESH_CHEEK_EDGES = (234, 454)  # face-oval points level with the eyes' outer corners: the face's width
-
-
 def face_width_px(landmarks: np.ndarray | None, face: Face) -> float:
     """Cheek-to-cheek width (rotation-invariant) from the mesh, else the detector box width."""
     if landmarks is not None:
         pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
-        return float(np.linalg.norm(pts[MESH_CHEEK_EDGES[0]] - pts[MESH_CHEEK_EDGES[1]]))
+        return float(np.linalg.norm(pts[MESH_CHEEK_RIGHT] - pts[MESH_CHEEK_LEFT]))
     return float(face.width)
 
 

@@ -39,6 +39,10 @@ def _data_uri(fs: Any, path: str, side: int = THUMB_SIDE) -> str | None:
         return None
     if not path.endswith(".jpg") or len(raw) > 40_000:
         with Image.open(io.BytesIO(raw)) as img:
+            if img.mode in ("RGBA", "LA"):  # transparent outputs: show the cut-out, not the colour under alpha 0
+                flat = Image.new("RGB", img.size, "white")
+                flat.paste(img.convert("RGBA"), mask=img.getchannel("A"))
+                img = flat
             raw = thumbnail_jpeg(np.asarray(img.convert("RGB")), side)
     return "data:image/jpeg;base64," + base64.b64encode(raw).decode()
 

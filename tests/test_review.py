@@ -334,3 +334,26 @@ def parse_probe(dom: str) -> dict:
     p.feed(dom)
     assert p.value is not None, dom[-2000:]
     return p.value
+
+
+def test_transparent_output_preview_shows_the_cut_out(tmp_path):
+    """A transparent PNG keeps the old background's colour under alpha 0; the preview must not show it."""
+    import base64
+    import io
+
+    import fsspec
+    import numpy as np
+    from PIL import Image
+
+    from idphoto_ray.review import _data_uri
+
+    rgba = np.zeros((200, 150, 4), np.uint8)
+    rgba[..., 0] = 255  # red under the transparent part
+    rgba[50:150, 40:110] = (30, 60, 90, 255)  # the subject
+    path = tmp_path / "out.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    uri = _data_uri(fsspec.filesystem("file"), str(path))
+    preview = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")).astype(int)
+    assert (preview[2, 2] > 240).all()  # white, not red
+    h, w = preview.shape[:2]
+    assert abs(preview[h // 2, w // 2] - np.array([30, 60, 90])).max() < 12

@@ -169,17 +169,19 @@ class OnnxSegmenter:
         def session_for(m: bytes | str | Path):
             return create_session(m, device, intra_op_num_threads, tensorrt, trt_cache_dir)
 
-        self.session = session_for(model)
-        if self.session.get_inputs()[0].shape[0] == 1:
-            dynamic = make_batch_dynamic(_load_model(model)).SerializeToString()
-            candidate = session_for(dynamic)
+        parsed = _load_model(model)
+        if fixed_batch_size(parsed) == 1:  # decided on the graph, so no throwaway session is built
+            candidate = session_for(make_batch_dynamic(parsed).SerializeToString())
             ok, detail = verify_batch_equivalence(candidate, self._sample_shape())
             if ok:
                 self.session = candidate
                 self.info = f"fixed batch 1 made dynamic; {detail}"
             else:
+                self.session = session_for(model)
                 self.batched = False
                 self.info = f"fixed batch 1 cannot be made dynamic ({detail}); running one image at a time"
+        else:
+            self.session = session_for(model)
         self.input_name = self.session.get_inputs()[0].name
 
     def _sample_shape(self) -> tuple[int, int, int]:

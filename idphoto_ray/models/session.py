@@ -84,9 +84,3 @@ def create_session(
             "Check CUDA 12 / cuDNN 9 libraries on LD_LIBRARY_PATH and CUDA_VISIBLE_DEVICES."
         )
     return session
-
-
-def default_threads(actors: int) -> int:
-    """Split the cores between actors so pools don't oversubscribe the CPU."""
-    cores = os.cpu_count() or 1
-    return max(1, cores // max(1, actors))

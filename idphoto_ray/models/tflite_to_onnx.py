@@ -137,6 +137,8 @@ class _Converter:
         if other_rank == 4 and value.ndim == 4:
             value = value.transpose(_TO_NCHW)
         elif other_rank == 4 and value.ndim in (1, 3) and value.size > 1:
+            if value.ndim == 3 and value.shape[:2] != (1, 1):
+                raise UnsupportedTFLite(f"rank-3 constant of shape {value.shape} is not a per-channel (1, 1, C) operand")
             value = value.reshape(-1, 1, 1)
         return self.initializer(value, self.name(idx) + "_const")
 

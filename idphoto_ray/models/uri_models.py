@@ -43,6 +43,7 @@ def _copy(uri: str, dest: Path) -> str:
             for chunk in iter(lambda: src.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from other users of a shared home
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
