@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -40,7 +41,13 @@ def test_ray_job_submit_runs_the_job_on_a_cluster(tmp_path, mediapipe_models):
     temp_dir = Path("/tmp") / f"idpr-{os.getpid()}"  # short: Ray's socket paths have a length limit
     dashboard_port = _free_port()
     # Ray 2.60 clusters use token auth; the CLI client only sends the token when the mode says so.
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_AUTH_MODE": "token"}
+    # A fresh machine has no ~/.ray/auth_token and `ray start` does not create one: give the cluster and the
+    # client the same token through the environment.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
+        "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+    }
     photos = tmp_path / "in"
     photos.mkdir()
     samples = sample_files()
