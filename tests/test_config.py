@@ -24,3 +24,15 @@ def test_flags_override_yaml_and_hash_tracks_pixels(tmp_path):
 def test_model_uri_requires_preprocess():
     with pytest.raises(ValueError, match="preprocess"):
         JobConfig(model_uri="s3://b/seg.onnx")
+
+
+@pytest.mark.parametrize("name", ["sample.yaml", "campus-gpu.yaml", "scheduled-clean.yaml"])
+def test_shipped_configs_validate(name):
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    assert config.specs and config.backgrounds
+    if name == "scheduled-clean.yaml":
+        assert config.resume and config.no_progress_timeout_s == -1
+    if name == "campus-gpu.yaml":
+        assert config.device == "cuda" and config.model_uri and config.preprocess.input_size == 320
