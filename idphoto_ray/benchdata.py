@@ -8,12 +8,13 @@ and a larger N extends a smaller one. Files are named `p{index:05d}_{w}x{h}.jpg`
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from idphoto_ray.samples import astronaut, jpeg_bytes
 
 #: (width, height, share of the set) — landscape; a third of each size class is rotated to portrait.
 SIZES: tuple[tuple[int, int, float], ...] = ((4000, 3000, 0.4), (2000, 1500, 0.3), (1152, 864, 0.3))
@@ -30,11 +31,9 @@ def _size_for(rng: np.random.Generator) -> tuple[int, int]:
 
 def make_photo(index: int, seed: int = 0) -> tuple[str, bytes, dict]:
     """(file name, JPEG bytes, parameters) for photo `index` of the set with `seed`."""
-    from skimage import data
-
     rng = np.random.default_rng([seed, index])
     width, height = _size_for(rng)
-    base = Image.fromarray(data.astronaut())
+    base = Image.fromarray(astronaut())
     # The astronaut's head+shoulders fill most of the 512² frame. Scale so the face is 13–17 % of the
     # long side (a phone portrait taken at different distances; BlazeFace short-range, which the
     # pipeline uses, needs roughly that), never taller than the frame.
@@ -54,11 +53,9 @@ def make_photo(index: int, seed: int = 0) -> tuple[str, bytes, dict]:
     y = height - subject.height + int(rng.uniform(0.0, 0.08) * subject.height)
     canvas.paste(subject, (x, y))
     quality = int(rng.integers(70, 96))
-    buf = io.BytesIO()
-    canvas.save(buf, format="JPEG", quality=quality)
     params = {"width": width, "height": height, "subject_h": subject_h, "roll": round(roll, 2),
               "background": bg, "quality": quality}
-    return f"p{index:05d}_{width}x{height}.jpg", buf.getvalue(), params
+    return f"p{index:05d}_{width}x{height}.jpg", jpeg_bytes(canvas, quality), params
 
 
 def ensure_dataset(folder: str | Path, n: int, seed: int = 0, workers: int = 1) -> list[Path]:

@@ -24,7 +24,7 @@ def astronaut(scale: float = 1.0) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.LANCZOS))
 
 
-def _jpeg(img: Image.Image, quality: int = 92, **kwargs) -> bytes:
+def jpeg_bytes(img: Image.Image, quality: int = 92, **kwargs) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality, **kwargs)
     return buf.getvalue()
@@ -54,18 +54,18 @@ def sample_files() -> dict[str, bytes]:
     base = astronaut(2.5)
     upright = Image.fromarray(base)
     files: dict[str, bytes] = {}
-    files["portrait/upright.jpg"] = _jpeg(upright)
+    files["portrait/upright.jpg"] = jpeg_bytes(upright)
     files["portrait/high_quality.png"] = _png(upright)
-    files["portrait/rotated_10deg.jpg"] = _jpeg(upright.rotate(10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)))
+    files["portrait/rotated_10deg.jpg"] = jpeg_bytes(upright.rotate(10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)))
     exif = Image.Exif()
     exif[0x0112] = 6  # stored rotated; viewers rotate 90° clockwise to show it upright
-    files["phone/exif_rotated.jpg"] = _jpeg(upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
-    files["phone/cmyk.jpg"] = _jpeg(upright.convert("CMYK"))
+    files["phone/exif_rotated.jpg"] = jpeg_bytes(upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
+    files["phone/cmyk.jpg"] = jpeg_bytes(upright.convert("CMYK"))
     rgba = upright.convert("RGBA")
     rgba.putalpha(255)
     files["phone/alpha.png"] = _png(rgba)
-    files["phone/grey.jpg"] = _jpeg(upright.convert("L"))
-    files["phone/large_4000x3000.jpg"] = _jpeg(
+    files["phone/grey.jpg"] = jpeg_bytes(upright.convert("L"))
+    files["phone/large_4000x3000.jpg"] = jpeg_bytes(
         _on_background(base, (200, 210, 220), 1.0, aspect=4 / 3).resize((4000, 3000), Image.Resampling.BICUBIC), quality=90
     )
     try:
@@ -77,17 +77,17 @@ def sample_files() -> dict[str, bytes]:
         files["phone/photo.heic"] = buf.getvalue()
     except (ImportError, OSError, KeyError, ValueError):
         pass
-    files["backgrounds/red_wall.jpg"] = _jpeg(_on_background(base, (200, 20, 20), 0.8))
-    files["backgrounds/green_wall.jpg"] = _jpeg(_on_background(base, (40, 160, 60), 0.8))
-    files["small/low_resolution.jpg"] = _jpeg(upright.resize((200, 200), Image.Resampling.LANCZOS))
+    files["backgrounds/red_wall.jpg"] = jpeg_bytes(_on_background(base, (200, 20, 20), 0.8))
+    files["backgrounds/green_wall.jpg"] = jpeg_bytes(_on_background(base, (40, 160, 60), 0.8))
+    files["small/low_resolution.jpg"] = jpeg_bytes(upright.resize((200, 200), Image.Resampling.LANCZOS))
     head = Image.fromarray(astronaut()).crop((130, 20, 320, 330))  # two people side by side, heads a realistic size in the frame
     two = Image.new("RGB", (head.width * 2, head.height))
     two.paste(head, (0, 0))
     two.paste(head.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (head.width, 0))
-    files["bad/two_faces.jpg"] = _jpeg(two)
+    files["bad/two_faces.jpg"] = jpeg_bytes(two)
     from skimage import data
 
-    files["bad/no_face_coffee.jpg"] = _jpeg(Image.fromarray(data.coffee()))
+    files["bad/no_face_coffee.jpg"] = jpeg_bytes(Image.fromarray(data.coffee()))
     good = files["portrait/upright.jpg"]
     files["bad/truncated.jpg"] = good[: len(good) // 3]
     files["bad/not_an_image.jpg"] = b"this is a text file with a .jpg name\n" * 20
