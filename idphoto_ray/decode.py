@@ -50,15 +50,24 @@ class DecodedImage:
     mode: str
 
 
-def decode_image(data: bytes, long_side: int = 1600, max_pixels: int = 80_000_000) -> DecodedImage:
+def decode_image(
+    data: bytes, long_side: int = 1600, max_pixels: int = 80_000_000, cover: int | None = None
+) -> DecodedImage:
     """Decode `data` to an upright HxWx3 uint8 image whose long side is at most `long_side` (never upscaled).
+
+    `cover` asks for less: the smallest image whose short side is still at least `cover` px (within
+    `long_side`). The segmenter's square input needs only that, and libjpeg then decodes at 1/8 scale.
 
     Raises PhotoError with NOT_AN_IMAGE, DECODE_ERROR, TOO_LARGE or UNSUPPORTED_MODE; nothing else escapes.
     """
     if long_side < 1:
         raise ValueError(f"long_side must be positive, got {long_side}")
+    if cover is not None and cover < 1:
+        raise ValueError(f"cover must be positive, got {cover}")
     im = _open(data)
     width, height = im.size
+    if cover is not None:
+        long_side = min(long_side, math.ceil(cover * max(width, height) / max(1, min(width, height))))
     if width * height > max_pixels:
         raise PhotoError(
             Reason.TOO_LARGE, f"{width}x{height} = {width * height:,} px exceeds the {max_pixels:,} px limit"

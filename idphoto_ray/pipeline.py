@@ -1,4 +1,4 @@
-"""The Ray Data job: read → decode → segment (ONNX actor pool) → finish (detect, refine, compose, write) → manifest.
+"""The Ray Data job: read → prepare (model-size input) → segment (ONNX actor pool) → finish (decode, detect, refine, compose, write) → manifest.
 
 This is the only library module that imports Ray. Models reach the workers as bytes through the object
 store, so no worker ever needs a driver-local path.
@@ -189,12 +189,13 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
     blocks = max(2 * int(resources.get("CPU", 1)), len(paths) // 16)
     ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem, override_num_blocks=blocks)
     ds = ds.map_batches(
-        decode_batch,
+        prepare_batch,
         fn_kwargs={
             "holder": [items_ref, ray.put(done)],
             "run_id": run_id,
             "config_hash": config_hash,
             "options": config.processing,
+            "model_size": seg_info.preprocess.input_size,
         },
         batch_size=8,
         batch_format="numpy",
@@ -347,6 +348,14 @@ def _get(ref: Any) -> Any:
     return _RESOLVED[key]
 
 
+def _one_cv2_thread() -> None:
+    """CPU stages run one task per logical CPU; OpenCV's own pool (one thread per core by default) would
+    oversubscribe the node with cores × tasks threads."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _base_row(item: InputItem | None, path: str, run_id: str, config_hash: str) -> dict[str, Any]:
     row = empty_row()
     row.update(
@@ -359,18 +368,28 @@ def _base_row(item: InputItem | None, path: str, run_id: str, config_hash: str) 
     return row
 
 
-def decode_batch(batch: dict[str, np.ndarray], *, holder: list, run_id: str, config_hash: str, options: Any) -> dict[str, np.ndarray]:
-    """bytes → working-resolution RGB; hashes the input; marks unchanged inputs for skipping."""
+def prepare_batch(
+    batch: dict[str, np.ndarray], *, holder: list, run_id: str, config_hash: str, options: Any, model_size: int
+) -> dict[str, np.ndarray]:
+    """bytes → the segmenter's square input; hashes the input; marks unchanged inputs for skipping.
+
+    Only the model-size image (size²×3 bytes) and the original file bytes travel on: the finishing stage
+    decodes the working image itself. Shipping 1600-px working images (5.8 MB each) between the stages
+    made the object store grow with the dataset while the slower finishing stage caught up.
+    """
     from idphoto_ray.decode import decode_image
+    from idphoto_ray.models.segmenters import model_input
     from idphoto_ray.types import PhotoError, Reason
 
+    _one_cv2_thread()
     items: dict[str, InputItem] = _get(holder[0])
     done: set[str] = _get(holder[1])
     n = len(batch["path"])
-    images = np.empty(n, dtype=object)
+    model_images = np.zeros((n, model_size, model_size, 3), dtype=np.uint8)
+    payload = np.empty(n, dtype=object)
     rows = np.empty(n, dtype=object)
     names = np.empty(n, dtype=object)
-    scales = np.ones(n, dtype=np.float64)
+    ready = np.zeros(n, dtype=bool)
     skip = np.zeros(n, dtype=bool)
     for i in range(n):
         path = str(batch["path"][i])
@@ -380,27 +399,29 @@ def decode_batch(batch: dict[str, np.ndarray], *, holder: list, run_id: str, con
         row["input_bytes"] = len(data)
         row["input_sha256"] = hashlib.sha256(data).hexdigest()
         names[i] = item.name if item else path.rsplit("/", 1)[-1]
-        images[i] = np.zeros((0, 0, 3), np.uint8)
+        payload[i] = b""
         if row["input_sha256"] in done:
             skip[i] = True
         else:
             started = time.perf_counter()
             try:
-                decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
-                images[i] = decoded.rgb
-                scales[i] = decoded.scale
+                decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels,
+                                       cover=model_size)
+                model_images[i] = model_input(decoded.rgb, model_size)
                 row["width"], row["height"] = decoded.original_size
+                payload[i] = data
+                ready[i] = True
             except PhotoError as exc:
                 row.update(status="failed", reason=exc.reason.value, message=exc.message)
             except Exception as exc:  # noqa: BLE001 - one bad photo must not fail the batch
                 row.update(status="failed", reason=Reason.INTERNAL_ERROR.value, message=f"decode: {exc!r}")
             row["timings_ms"]["decode"] = (time.perf_counter() - started) * 1000
         rows[i] = json.dumps(row)
-    return {"row": rows, "name": names, "image": images, "scale": scales, "skip": skip}
+    return {"row": rows, "name": names, "data": payload, "model_image": model_images, "ready": ready, "skip": skip}
 
 
 class SegmentStage:
-    """One ONNX Runtime session per actor, loaded once; runs the segmenter on batches of decoded images."""
+    """One ONNX Runtime session per actor, loaded once; runs the segmenter on batches of model-size images."""
 
     def __init__(self, model_holder: list, info: Any, device: str, threads: int, tensorrt: bool, fault: dict | None) -> None:
         from idphoto_ray.models.registry import build_segmenter
@@ -423,19 +444,20 @@ class SegmentStage:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._maybe_crash()
         n = len(batch["row"])
+        images = batch.pop("model_image")
         masks = np.zeros((n, self.size, self.size), dtype=np.uint8)
-        todo = [i for i in range(n) if not batch["skip"][i] and batch["image"][i].size]
+        todo = [i for i in range(n) if batch["ready"][i]]
         seconds = np.zeros(n)
         errors = np.full(n, "", dtype=object)
         if todo:
             started = time.perf_counter()
             try:
-                out = self.segmenter([batch["image"][i] for i in todo])
+                out = self.segmenter([images[i] for i in todo])
                 masks[todo] = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
             except Exception as exc:  # noqa: BLE001 - isolate the photo that breaks the batch
                 for i in todo:
                     try:
-                        masks[i] = np.clip(self.segmenter([batch["image"][i]])[0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                        masks[i] = np.clip(self.segmenter([images[i]])[0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
                     except Exception as single:  # noqa: BLE001
                         errors[i] = f"segmentation: {single!r} (batch error: {exc!r})"
             seconds[todo] = (time.perf_counter() - started) * 1000 / len(todo)
@@ -464,6 +486,7 @@ class FinishStage:
         from idphoto_ray.models.face_detect import BlazeFaceDetector
         from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 
+        _one_cv2_thread()
         self.detector = BlazeFaceDetector(_get(face_holder[0]), intra_op_num_threads=1)
         self.landmarker = FaceMeshLandmarker(_get(face_holder[1]), intra_op_num_threads=1)
         self.specs = specs
@@ -490,28 +513,37 @@ class FinishStage:
         return rows_to_table(rows)
 
     def _finish(self, row: dict[str, Any], batch: dict[str, np.ndarray], i: int) -> None:
+        from idphoto_ray.decode import decode_image
         from idphoto_ray.photo import process_photo
         from idphoto_ray.review import write_thumbnail
-        from idphoto_ray.types import Reason
+        from idphoto_ray.types import PhotoError, Reason
 
         row["timings_ms"]["segment"] = float(batch["segment_ms"][i])
-        image = batch["image"][i]
-        if image.size:
-            write_thumbnail(self.fs, self.root, batch["name"][i], image)
         if row["status"] == "failed":
             return
+        started = time.perf_counter()
+        try:
+            decoded = decode_image(bytes(batch["data"][i]), long_side=self.options.working_long_side,
+                                   max_pixels=self.options.max_pixels)
+        except PhotoError as exc:
+            row.update(status="failed", reason=exc.reason.value, message=exc.message)
+            return
+        finally:
+            row["timings_ms"]["decode"] = row["timings_ms"].get("decode", 0.0) + (time.perf_counter() - started) * 1000
+        image, scale = decoded.rgb, decoded.scale
+        write_thumbnail(self.fs, self.root, batch["name"][i], image)
         if batch["segment_error"][i]:
             row.update(status="failed", reason=Reason.SEGMENTATION_ERROR.value, message=batch["segment_error"][i])
             return
         mask = batch["mask"][i].astype(np.float32) / 255.0
         result = process_photo(
             image, mask, self.detector, self.landmarker, self.specs, self.backgrounds, self.options,
-            source_scale=float(batch["scale"][i]),
+            source_scale=scale,
         )
         row["timings_ms"].update(_stage_timings(result.timings_ms))
         row.update(status=result.status.value, reason=result.reason.value if result.reason else None,
                    message=result.message, flags=list(result.flags))
-        self._metrics(row, result.metrics, float(batch["scale"][i]))
+        self._metrics(row, result.metrics, scale)
         if result.status.value == "failed":
             return
         started = time.perf_counter()

@@ -9,10 +9,10 @@ Figures, all photos/s, measured in one process on the same machine and model:
 
 - bound      model only: `session.run` on pre-decoded, pre-resized input tensors in a tight loop, batched
              (`--bound-batch`, default the largest swept batch), intra-op threads = all cores (CPU).
-- cpu_stage  decode + finish without inference, single process (one core): sha256, decode_image,
-             process_photo with a mask precomputed by the same model, thumbnail + output files written.
+- cpu_stage  prepare + finish without inference, single process (one core): sha256, the model-size decode,
+             decode_image, process_photo with a mask precomputed by the same model, thumbnail + outputs written.
              Measured on a sample (`--cpu-sample`) of the set; ×cores is the CPU limit of the machine.
-- pipeline   `run_job` end to end (list → read → decode → segment actors → finish → manifest, run.json,
+- pipeline   `run_job` end to end (list → read → prepare → segment actors → finish → manifest, run.json,
              review.html), wall clock, on all N photos.
 - baseline   what a user writes without us: one process, per photo read → decode → the same ONNX session
              (our OnnxSegmenter, batch 1, all cores) → the same process_photo → write; on a sample
@@ -92,6 +92,21 @@ def _ray_processes(driver: Any, session_dir: str | None) -> list[Any]:
     return procs
 
 
+def _session_system_processes(session_dir: str | None) -> list[Any]:
+    """Ray's own processes of this session (raylet, GCS, agents, monitors): whose command line names it."""
+    import psutil
+
+    found = []
+    if not session_dir:
+        return found
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, TypeError):
+            cmd = proc.info["cmdline"] or []
+            if any(session_dir in c for c in cmd) and not (cmd and cmd[0].startswith("ray::")):
+                found.append(proc)
+    return found
+
+
 def _object_store_reader() -> Any:
     """A callable returning the object store bytes in use, or None where it cannot be read."""
     try:
@@ -124,16 +139,51 @@ class Sampler:
         self._store = _object_store_reader()
         self._session = _session_dir()
         self.workers_seen = 0
+        #: pid → (role, cpu seconds at first sight, latest cpu seconds); processes born during the run start at 0.
+        self._cpu: dict[int, list] = {}
+        self._system: list[Any] = []
+        self._started = 0.0
+        self.wall_s = 0.0
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self) -> "Sampler":
+        self._started = time.perf_counter()
+        self._track_cpu(_ray_processes(self._driver, self._session), at_start=True)
         self._thread.start()
         return self
+
+    def _track_cpu(self, procs: list[Any], at_start: bool = False) -> None:
+        """Accumulate user+system CPU per process, so a run's core-seconds can be split by role."""
+        import psutil
+
+        if self._session and not self._system:
+            self._system = _session_system_processes(self._session)
+        for proc in [*procs, *self._system]:
+            try:
+                t = proc.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            used = t.user + t.system
+            role = "driver" if proc.pid == self._driver.pid else ("ray_system" if proc in self._system else "workers")
+            entry = self._cpu.setdefault(proc.pid, [role, used if at_start else 0.0, used])
+            entry[2] = used
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """Core-seconds used during the run by role, and the share of the machine's cores they filled."""
+        out: dict[str, float] = {"driver": 0.0, "workers": 0.0, "ray_system": 0.0}
+        for role, first, last in self._cpu.values():
+            out[role] += max(0.0, last - first)
+        out = {k: round(v, 1) for k, v in out.items()}
+        out["total"] = round(sum(out.values()), 1)
+        available = self.wall_s * (os.cpu_count() or 1)
+        out["busy_fraction"] = round(out["total"] / available, 3) if available else 0.0
+        return out
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join()
         self._sample()
+        self.wall_s = time.perf_counter() - self._started
         if self.peaks.gpu_samples:
             utils = [u for u, _ in self.peaks.gpu_samples]
             self.peaks.gpu_util_max = max(utils)
@@ -150,6 +200,7 @@ class Sampler:
         rss = private = 0
         procs = _ray_processes(self._driver, self._session)
         self.workers_seen = max(self.workers_seen, len(procs) - 1)
+        self._track_cpu(procs)
         for proc in procs:
             try:
                 mem = proc.memory_info()
@@ -198,10 +249,12 @@ def _specs_backgrounds(specs: list[str], backgrounds: list[str]) -> tuple[list, 
 
 def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, det: Any, lm: Any, specs: list,
                 bgs: list, options: Any, out_root: str, steps: dict[str, float]) -> str:
-    """One photo the way the pipeline's decode + finish stages treat it (segmenting when mask is None)."""
+    """One photo the way the pipeline's prepare + finish stages treat it; the baseline (mask None) decodes
+    once and segments in line, as a user's loop would."""
     import fsspec
 
     from idphoto_ray.decode import decode_image
+    from idphoto_ray.models.segmenters import model_input
     from idphoto_ray.photo import process_photo
     from idphoto_ray.review import write_thumbnail
     from idphoto_ray.types import PhotoError
@@ -211,6 +264,12 @@ def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, det: 
     t0 = time.perf_counter()
     hashlib.sha256(data).hexdigest()
     try:
+        if mask is not None:  # the pipeline's prepare stage: a model-size decode before the full one
+            size = mask.shape[0]
+            model_input(decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels,
+                                     cover=size).rgb, size)
+            steps["prepare"] = steps.get("prepare", 0.0) + (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
         decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
     except PhotoError:
         return "failed"
@@ -269,7 +328,13 @@ def measure_bound(model: str, device: str, threads: int, batch: int, files: list
 
 
 def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, bgs: list) -> dict[str, Any]:
-    """Decode + finish throughput of one core, masks precomputed by `model` (untimed)."""
+    """Prepare + finish throughput of one core, masks precomputed by `model` (untimed).
+
+    OpenCV is held to one thread while timing, as in the pipeline's CPU tasks: its default pool would use
+    every core and overstate what one core does.
+    """
+    import cv2
+
     from idphoto_ray.decode import decode_image
 
     _, seg, det, lm = _models("cpu", model, None)
@@ -281,14 +346,19 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     datas = [f.read_bytes() for f in files]
     steps: dict[str, float] = {}
     statuses: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as out:
-        _warm_up(lambda k: _finish_one(datas[k], f"warmup{k}", masks[k], None, det, lm, specs, bgs, options, out, {}),
-                 len(datas))
-        started = time.perf_counter()
-        for i, (data, mask) in enumerate(zip(datas, masks)):
-            status = _finish_one(data, f"p{i}", mask, None, det, lm, specs, bgs, options, out, steps)
-            statuses[status] = statuses.get(status, 0) + 1
-        elapsed = time.perf_counter() - started
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-cpu-") as out:
+            _warm_up(lambda k: _finish_one(datas[k], f"warmup{k}", masks[k], None, det, lm, specs, bgs, options, out,
+                                           {}), len(datas))
+            started = time.perf_counter()
+            for i, (data, mask) in enumerate(zip(datas, masks)):
+                status = _finish_one(data, f"p{i}", mask, None, det, lm, specs, bgs, options, out, steps)
+                statuses[status] = statuses.get(status, 0) + 1
+            elapsed = time.perf_counter() - started
+    finally:
+        cv2.setNumThreads(cv2_threads)
     n = len(files)
     return {"photos_per_s": n / elapsed, "images": n, "seconds": elapsed, "statuses": statuses,
             "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
@@ -390,7 +460,7 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
         "batch": batch, "object_store_limit_mb": object_store_limit_mb, "stages": parse_stats(stats_text),
         "peak_rss_mb": round(p.rss_mb, 1), "peak_private_mb": round(p.private_mb, 1),
         "peak_object_store_mb": round(p.object_store_mb, 1), "samples": p.samples,
-        "worker_processes": sampler.workers_seen,
+        "worker_processes": sampler.workers_seen, "cpu_seconds": sampler.cpu_seconds(),
     }
     if device == "cuda":
         result["gpu"] = ({"util_max": p.gpu_util_max, "util_mean": round(p.gpu_util_mean, 1),
@@ -448,6 +518,11 @@ def format_table(results: dict[str, Any]) -> str:
         for op in row["pipeline"]["stages"]:
             lines.append(f"    {op['operator'][:70]:<70} wall {op.get('wall_s', 0):>8.1f}s cpu {op.get('cpu_s', 0):>8.1f}s"
                          f" tasks {op['tasks']}")
+        cpu = row["pipeline"].get("cpu_seconds")
+        if cpu:
+            lines.append(f"    core-seconds during the pipeline run: workers {cpu['workers']}, driver {cpu['driver']}, "
+                         f"Ray's own processes {cpu['ray_system']} = {cpu['total']} "
+                         f"({cpu['busy_fraction']:.0%} of wall × cores)")
         lines.append(f"    cpu_stage ms/photo: {row['cpu_stage']['ms_per_photo']}")
         if "gpu" in row["pipeline"]:
             lines.append(f"    GPU: {row['pipeline']['gpu']}")

@@ -99,6 +99,25 @@ def test_large_jpeg_uses_draft_dct_scaling(astronaut, monkeypatch):
     # Speed is measured in benchmarks, not asserted in unit tests (wall clock flakes on shared cores).
 
 
+@pytest.mark.parametrize("size, orientation", [((4000, 3000), 1), ((3000, 4000), 1), ((4000, 3000), 6), ((300, 200), 1)])
+def test_cover_decodes_just_enough_for_a_square_model_input(astronaut, size, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = _save(Image.fromarray(astronaut).resize(size), "JPEG", quality=90, exif=exif.tobytes())
+    full = decode_image(payload, long_side=1600)
+    small = decode_image(payload, long_side=1600, cover=256)
+    assert small.original_size == full.original_size
+    h, w = small.rgb.shape[:2]
+    assert (h > w) == (full.rgb.shape[0] > full.rgb.shape[1])  # same orientation as the working image
+    if min(size) >= 256:
+        assert min(h, w) >= 256 and min(h, w) <= 257
+        assert max(h, w) / min(h, w) == pytest.approx(max(size) / min(size), rel=0.01)
+    else:
+        assert (w, h) == size  # never upscaled
+    with pytest.raises(ValueError, match="cover"):
+        decode_image(payload, cover=0)
+
+
 def test_cmyk_jpeg_including_adobe_inverted(astronaut):
     payload = _save(Image.fromarray(astronaut).convert("CMYK"), "JPEG", quality=95)
     assert b"Adobe" in payload  # Pillow writes Adobe APP14 with inverted CMYK
