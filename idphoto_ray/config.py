@@ -83,7 +83,7 @@ class JobConfig(BaseModel):
     device: Device = Field("auto", description="auto: CUDA when available else CPU; cuda: fail if CUDA is missing.")
     tensorrt: bool = Field(False, description="Put TensorRT in front of CUDA (engines cached in the model home).")
     batch_size: int | None = Field(
-        None, ge=1, description="Images per segmentation batch; default 32 on GPU, 4 on CPU (same speed, less memory)."
+        None, ge=1, description="Images per segmentation batch; default 32 on GPU, 1 on CPU (batching buys nothing there)."
     )
     object_store_limit_mb: int | None = Field(
         None, ge=64, description="Cap on Ray Data's object-store budget; bounds memory on small machines. Default: Ray's."

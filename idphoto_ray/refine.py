@@ -53,7 +53,8 @@ def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float]) -
     best = int(candidates[np.argmax(stats[candidates, cv2.CC_STAT_AREA])])
     person = (labels == best).astype(np.uint8)
 
-    holes = _small_enclosed_holes(person, max_area=MAX_HOLE_FRACTION * float(stats[best, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    holes = _small_enclosed_holes(person, (x, y, w, h), max_area=MAX_HOLE_FRACTION * float(stats[best, cv2.CC_STAT_AREA]))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * KEEP_MARGIN_PX + 1,) * 2)
     support = cv2.dilate(person, kernel).astype(bool)
     out = np.where(support, alpha, 0.0).astype(np.float32)
@@ -61,16 +62,22 @@ def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float]) -
     return out
 
 
-def _small_enclosed_holes(person: np.ndarray, max_area: float) -> np.ndarray:
-    """Background components that do not touch the image border and are small relative to the person."""
-    inverse = (person == 0).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(inverse, connectivity=4)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+def _small_enclosed_holes(person: np.ndarray, bbox: tuple[int, int, int, int], max_area: float) -> np.ndarray:
+    """Background components enclosed by the person (not reaching the image border), small relative to it.
+
+    Only the person's bounding box, framed by one px of background, is labelled: an enclosed hole lies inside
+    the box, and everything outside it is one background region that reaches the border, so a component
+    touching the frame is exactly one that reaches the border in the full image. That halves the work at
+    1600 px, where the labelling dominates.
+    """
+    x, y, w, h = bbox
+    inverse = np.pad((person[y : y + h, x : x + w] == 0).astype(np.uint8), 1, constant_values=1)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(inverse, connectivity=4)
+    is_hole = stats[:, cv2.CC_STAT_AREA] <= max_area
+    is_hole[0] = False
+    is_hole[labels[0, 0]] = False  # the frame: one component, connected to everything outside the box
     holes = np.zeros(person.shape, dtype=bool)
-    for label in range(1, count):
-        if label in border or stats[label, cv2.CC_STAT_AREA] > max_area:
-            continue
-        holes |= labels == label
+    holes[y : y + h, x : x + w] = is_hole[labels[1:-1, 1:-1]]  # a table lookup, not a pass per component
     return holes
 
 

@@ -565,7 +565,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--model", action="append", help="segmentation model (repeatable); default both")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--batch-sizes", default="",
-                    help="comma list swept for pipeline and bound, e.g. 1,4,16,32; default: the pipeline's (4 CPU, 32 CUDA)")
+                    help="comma list swept for pipeline and bound, e.g. 1,4,16,32; default: the pipeline's (1 CPU, 32 CUDA)")
     ap.add_argument("--actors", default="", help="comma list of segmentation actor counts; default: the pipeline's own")
     ap.add_argument("--threads", type=int, default=None, help="ORT threads per pipeline actor; default: the pipeline's")
     ap.add_argument("--working-long-side", default="1600", help="comma list swept")
@@ -605,7 +605,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     models = args.model or list(DEFAULT_MODELS)
-    batches = _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '4'))
+    batches = _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '1'))
     actor_list: list[int | None] = list(_ints(args.actors)) or [None]
     sides = _ints(args.working_long_side)
     specs = args.spec or ["cn-1inch"]
@@ -676,7 +676,7 @@ def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs:
     for n in _ints(args.memory_ns):
         inputs = replicate(files, n, Path(args.data_dir) / f"replicated-seed{args.seed}")
         print(f"[memory] pipeline on {n} photos ({model}) …", flush=True)
-        pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}", _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '4'))[0],
+        pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}", _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '1'))[0],
                                 (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs,
                                 args.object_store_limit_mb)
         pipe.pop("_stats_text")

@@ -25,5 +25,5 @@ def test_cpu_actors_leave_cores_to_decode_and_finish():
 
 def test_batch_size_defaults_by_device_and_config_wins():
     assert plan_pool(JobConfig(device="cuda"), cpus=8, gpus=1).batch_size == 32
-    assert plan_pool(JobConfig(device="cpu"), cpus=8, gpus=0).batch_size == 4
+    assert plan_pool(JobConfig(device="cpu"), cpus=8, gpus=0).batch_size == 1
     assert plan_pool(JobConfig(device="cpu", batch_size=16), cpus=8, gpus=0).batch_size == 16

@@ -9,6 +9,7 @@ import pytest
 from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.compose import composite
 from idphoto_ray.refine import (
+    _small_enclosed_holes,
     clean_mask,
     closed_form_alpha,
     decontaminate,
@@ -46,6 +47,33 @@ def test_clean_mask_keeps_the_face_component_and_fills_small_holes():
     assert out[155, 115] == 1.0
     assert out[30, 215] == 0.0
     assert out[170, 120] == 1.0
+
+
+def _holes_by_full_labelling(person: np.ndarray, max_area: float) -> np.ndarray:
+    """Reference: label the whole background; holes are components off the border, small enough."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((person == 0).astype(np.uint8), connectivity=4)
+    border = set(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]).tolist())
+    keep = [k for k in range(1, count) if k not in border and stats[k, cv2.CC_STAT_AREA] <= max_area]
+    return np.isin(labels, keep)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hole_search_in_the_person_box_equals_labelling_the_whole_image(seed):
+    rng = np.random.default_rng(seed)
+    person = np.zeros((120, 160), np.uint8)
+    y0, x0 = rng.integers(0, 30), rng.integers(0, 40)
+    person[y0 : y0 + rng.integers(60, 120), x0 : x0 + rng.integers(60, 120)] = 1  # may touch the border
+    for _ in range(25):  # holes of many sizes, some open to the outside, some at the box edge
+        y, x, size = rng.integers(0, 120), rng.integers(0, 160), rng.integers(1, 14)
+        person[y : y + size, x : x + size] = 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(person, connectivity=8)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    person = (labels == best).astype(np.uint8)
+    bbox = tuple(int(v) for v in stats[best, :4])
+    for max_area in (4, 40, 10_000):
+        expected = _holes_by_full_labelling(person, max_area)
+        np.testing.assert_array_equal(_small_enclosed_holes(person, bbox, max_area), expected)
+    assert _holes_by_full_labelling(person, 10_000).any()  # the case has holes to find
 
 
 def test_clean_mask_is_empty_when_nothing_touches_the_face():
