@@ -46,6 +46,11 @@ def test_benchmark_smoke(ray_local, tmp_path, capsys):
     operators = " ".join(op["operator"] for op in pipe["stages"])
     assert "SegmentStage" in operators and "finish_batch" in operators
     assert all(op.get("wall_s", 0) > 0 for op in pipe["stages"] if "SegmentStage" in op["operator"])
+    cpu = pipe["cpu_seconds"]
+    assert cpu["workers"] > 0 and cpu["driver"] > 0 and 0 < cpu["busy_fraction"]
+    assert cpu["total"] == pytest.approx(cpu["workers"] + cpu["driver"] + cpu["ray_system"], abs=0.2)
+    assert "core-seconds during the pipeline run" in printed
+    assert "prepare" in row["cpu_stage"]["ms_per_photo"]  # the pipeline's model-size decode is counted
 
 
 def test_parse_stats_reads_ray_data_text():
