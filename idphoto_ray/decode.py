@@ -97,6 +97,19 @@ def decode_image(
     )
 
 
+def decodes_reduced(data: bytes) -> bool:
+    """Whether a model-size decode of `data` is much cheaper than a working-size one.
+
+    Only JPEG: libjpeg scales in the DCT (`draft`). PNG, HEIC, TIFF… decode every pixel whatever size is
+    asked for, so decoding them twice (once for the model, once for the working image) would double the
+    cost. Unreadable headers answer False; the real decode then reports why.
+    """
+    try:
+        return _open(data).format == "JPEG"
+    except PhotoError:
+        return False
+
+
 def _open(data: bytes) -> Image.Image:
     """Lazy open (header only), so the size guard runs before any pixel is decoded."""
     if not data:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 from skimage import data
 
-from idphoto_ray.decode import DecodedImage, decode_image
+from idphoto_ray.decode import DecodedImage, decode_image, decodes_reduced
 from idphoto_ray.types import PhotoError, Reason
 
 
@@ -97,6 +97,14 @@ def test_large_jpeg_uses_draft_dct_scaling(astronaut, monkeypatch):
     assert requested == [((1600, 1200), (2000, 1500))]  # libjpeg decoded at 1/2 scale, never the full 12 MP
 
     # Speed is measured in benchmarks, not asserted in unit tests (wall clock flakes on shared cores).
+
+
+def test_only_jpeg_is_decoded_at_reduced_scale(astronaut):
+    im = Image.fromarray(astronaut)
+    assert decodes_reduced(_save(im, "JPEG"))
+    assert not decodes_reduced(_save(im, "PNG"))
+    assert not decodes_reduced(_save(im, "TIFF"))
+    assert not decodes_reduced(b"not an image") and not decodes_reduced(b"")
 
 
 @pytest.mark.parametrize("size, orientation", [((4000, 3000), 1), ((3000, 4000), 1), ((4000, 3000), 6), ((300, 200), 1)])

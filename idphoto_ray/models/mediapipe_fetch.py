@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from idphoto_ray.models.home import ModelUnavailable, atomic_write_bytes, model_home, sha256_file
+from idphoto_ray.models.home import ModelUnavailable, atomic_write_bytes, model_home
 from idphoto_ray.models.tflite_to_onnx import convert_tflite
 
 log = logging.getLogger(__name__)
@@ -166,10 +166,6 @@ def fetch(
     return paths
 
 
-def is_cached(name: str, home: Path | None = None) -> bool:
-    return onnx_path(name, home).is_file()
-
-
 def ensure(name: str, home: Path | None = None) -> Path:
     """Cached ONNX path for `name`, fetching it once if missing; failures say how to pre-stage it."""
     path = onnx_path(name, home)
@@ -187,8 +183,3 @@ def ensure(name: str, home: Path | None = None) -> Path:
             f"Pre-stage it with `{prestage_command(name)}`."
         ) from exc
 
-
-def verify_cached_source(name: str, home: Path | None = None) -> bool:
-    """True when the kept source TFLite still matches its pinned sha256."""
-    src = tflite_path(name, home)
-    return src.is_file() and sha256_file(src) == _model(name).sha256
