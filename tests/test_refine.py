@@ -93,6 +93,35 @@ def test_guided_filter_grey_and_colour_keep_constants_and_follow_edges():
     assert np.allclose(flat, 0.3, atol=1e-4)
 
 
+def _colour_guided_filter_by_solve(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Reference: He et al.'s colour guided filter with one linear solve per pixel."""
+
+    def box(x):
+        return cv2.boxFilter(x, -1, (2 * radius + 1,) * 2, normalize=True, borderType=cv2.BORDER_REFLECT)
+
+    mean_p, mean_i = box(src), box(guide)
+    cov = box(guide * src[..., None]) - mean_i * mean_p[..., None]
+    sigma = np.empty(guide.shape[:2] + (3, 3), np.float64)
+    for i in range(3):
+        for j in range(3):
+            sigma[..., i, j] = box(guide[..., i] * guide[..., j]) - mean_i[..., i] * mean_i[..., j]
+    sigma += eps * np.eye(3)
+    a = np.linalg.solve(sigma, cov[..., None].astype(np.float64))[..., 0].astype(np.float32)
+    b = mean_p - np.einsum("hwc,hwc->hw", a, mean_i)
+    return np.einsum("hwc,hwc->hw", box(a), guide) + box(b)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_colour_guided_filter_matches_a_per_pixel_solve(seed):
+    rng = np.random.default_rng(seed)
+    guide = rng.random((50, 40, 3), dtype=np.float32)
+    guide[:, :20] *= 0.05  # near-flat region: Σ close to εI, where the closed-form inverse must still hold
+    src = rng.random((50, 40), dtype=np.float32)
+    for radius, eps in ((2, 1e-3), (5, 1e-4)):
+        expected = _colour_guided_filter_by_solve(guide, src, radius, eps)
+        np.testing.assert_allclose(guided_filter(guide, src, radius, eps), expected, atol=1e-4)
+
+
 def test_refine_only_changes_the_edge_band():
     truth = disc()
     coarse = cv2.resize(cv2.resize(truth, (64, 64), interpolation=cv2.INTER_AREA), (240, 300))
