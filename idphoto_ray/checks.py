@@ -79,15 +79,6 @@ def inter_eye_source_px(right_eye: np.ndarray, left_eye: np.ndarray, source_scal
     return float(np.hypot(*(np.asarray(left_eye) - np.asarray(right_eye)))) / source_scale
 
 
-def face_region(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """The face box clipped to the image (may be empty)."""
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = box
-    c0, c1 = max(0, int(round(x0))), min(w, int(round(x1)))
-    r0, r1 = max(0, int(round(y0))), min(h, int(round(y1)))
-    return image[r0:r1, c0:c1]
-
-
 def sharpness(face_rgb: np.ndarray) -> float:
     """Variance of the Laplacian on the face resized to SHARPNESS_FACE_WIDTH (size-normalised)."""
     if face_rgb.shape[0] < 4 or face_rgb.shape[1] < 4:

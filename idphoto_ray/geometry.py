@@ -142,38 +142,74 @@ def crown_touches_top(alpha: np.ndarray, x0: float, x1: float, threshold: float 
 
 
 @dataclass(frozen=True)
-class Rotation:
-    """A leveled image: arrays on an enlarged canvas and the 2×3 matrix mapping old → new pixels."""
+class LeveledFrame:
+    """The working image, its alpha and a coverage mask as seen after roll correction, warped on demand.
+
+    Rotating the whole working image, its alpha and the coverage mask onto an enlarged canvas cost ~24 ms
+    per 1600-px photo, yet only the crown strip, the face box and each spec's crop are ever read. A region
+    is warped with the canvas matrix shifted to its corner, which gives the pixels of the same slice of the
+    fully warped canvas. Without rotation the matrix is the identity and regions are plain slices.
+    """
 
     image: np.ndarray
     alpha: np.ndarray
-    valid: np.ndarray  # 1 where the canvas holds source pixels, 0 in the corners the rotation added
-    matrix: np.ndarray
+    matrix: np.ndarray  # 2×3, source pixel → canvas pixel
+    shape: tuple[int, int]  # canvas (h, w)
+    rotated: bool
 
+    @classmethod
+    def level(cls, image: np.ndarray, alpha: np.ndarray, center: tuple[float, float], angle_deg: float) -> "LeveledFrame":
+        """Rotate counter-clockwise (as displayed) by angle_deg about center, on a canvas that clips nothing.
 
-def rotate_about(image: np.ndarray, alpha: np.ndarray, center: tuple[float, float], angle_deg: float) -> Rotation:
-    """Rotate counter-clockwise (as displayed) by angle_deg about center, on a canvas that clips nothing.
+        To level an eye line with roll r, use angle_deg = r.
+        """
+        h, w = image.shape[:2]
+        if alpha.shape[:2] != (h, w):
+            raise ValueError(f"alpha {alpha.shape[:2]} does not match image {(h, w)}")
+        m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle_deg), 1.0)
+        corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64)
+        moved = corners @ m.T
+        min_xy = np.floor(moved.min(axis=0))
+        max_xy = np.ceil(moved.max(axis=0))
+        m[:, 2] -= min_xy
+        return cls(image, alpha, m, (int(max_xy[1] - min_xy[1]), int(max_xy[0] - min_xy[0])), True)
 
-    To level an eye line with roll r, call with angle_deg = r.
-    """
-    h, w = image.shape[:2]
-    if alpha.shape[:2] != (h, w):
-        raise ValueError(f"alpha {alpha.shape[:2]} does not match image {(h, w)}")
-    m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle_deg), 1.0)
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64)
-    moved = corners @ m.T
-    min_xy = np.floor(moved.min(axis=0))
-    max_xy = np.ceil(moved.max(axis=0))
-    m[:, 2] -= min_xy
-    size = (int(max_xy[0] - min_xy[0]), int(max_xy[1] - min_xy[1]))
-    rot_img = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    rot_alpha = cv2.warpAffine(
-        alpha.astype(np.float32), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
-    valid = cv2.warpAffine(
-        np.ones((h, w), np.float32), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
-    return Rotation(rot_img, rot_alpha, valid, m)
+    @classmethod
+    def unrotated(cls, image: np.ndarray, alpha: np.ndarray) -> "LeveledFrame":
+        h, w = image.shape[:2]
+        if alpha.shape[:2] != (h, w):
+            raise ValueError(f"alpha {alpha.shape[:2]} does not match image {(h, w)}")
+        return cls(image, alpha, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (h, w), False)
+
+    def bounds(self, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
+        """Integer region covering [x0, x1) × [y0, y1), clipped to the canvas."""
+        h, w = self.shape
+        c0, r0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
+        c1, r1 = min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1)))
+        return c0, r0, max(c0, c1), max(r0, r1)
+
+    def region(self, layer: str, c0: int, r0: int, c1: int, r1: int) -> np.ndarray:
+        """Canvas pixels [r0:r1, c0:c1] of `layer`: "image" (edges replicated), "alpha" or "valid" (0 outside)."""
+        if layer not in ("image", "alpha", "valid"):
+            raise ValueError(f"unknown layer {layer!r}")
+        if not self.rotated:
+            if layer == "valid":
+                return np.ones((r1 - r0, c1 - c0), np.float32)
+            return (self.image if layer == "image" else self.alpha)[r0:r1, c0:c1]
+        if c1 <= c0 or r1 <= r0:
+            shape = (max(0, r1 - r0), max(0, c1 - c0)) + ((3,) if layer == "image" else ())
+            return np.zeros(shape, self.image.dtype if layer == "image" else np.float32)
+        m = self.matrix.copy()
+        m[:, 2] -= (c0, r0)
+        size = (c1 - c0, r1 - r0)
+        if layer == "image":
+            return cv2.warpAffine(self.image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        src = np.asarray(self.alpha, np.float32) if layer == "alpha" else np.ones(self.image.shape[:2], np.float32)
+        return cv2.warpAffine(src, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def full(self, layer: str) -> np.ndarray:
+        """The whole canvas of `layer` (tests and debugging; the pipeline reads regions)."""
+        return self.region(layer, 0, 0, self.shape[1], self.shape[0])
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

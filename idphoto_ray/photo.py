@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from idphoto_ray.encode import encode_image
 from idphoto_ray.geometry import (
     MIN_ROLL_CORRECTION_DEG,
     CropPlan,
+    LeveledFrame,
     chin_point,
     crown_touches_top,
     extract_crop,
@@ -30,7 +31,6 @@ from idphoto_ray.geometry import (
     find_crown_y,
     plan_crop,
     roll_deg,
-    rotate_about,
     select_subject,
     transform_points,
     yaw_estimate_deg,
@@ -77,9 +77,7 @@ class PhotoResult:
 class _Head:
     """The subject in the leveled working frame (after roll correction)."""
 
-    image: np.ndarray
-    alpha: np.ndarray
-    valid: np.ndarray
+    frame: LeveledFrame
     right_eye: np.ndarray
     left_eye: np.ndarray
     chin: np.ndarray
@@ -189,9 +187,8 @@ def _run(
     with _timed(timings, "level"):
         head = _level(image, alpha, face, right_eye, left_eye, chin, roll, face_width_px(landmarks, face))
 
-    face_metrics, face_flags = checks.face_quality(
-        checks.face_region(head.image, head.box), float(head.eye_mid[0] - max(0.0, head.box[0]))
-    )
+    face_pixels = head.frame.region("image", *_face_bounds(head.box, head.frame.shape))
+    face_metrics, face_flags = checks.face_quality(face_pixels, float(head.eye_mid[0] - max(0.0, head.box[0])))
     metrics.update(face_metrics)
     flags += face_flags
 
@@ -220,18 +217,40 @@ def _level(
 ) -> _Head:
     """Rotate about the eye midpoint when the roll is worth correcting; find the crown in the leveled frame."""
     box = face.box
-    valid = np.ones(alpha.shape, np.float32)
+    frame = LeveledFrame.unrotated(image, alpha)
     if abs(roll) > MIN_ROLL_CORRECTION_DEG:
         mid = (right_eye + left_eye) / 2.0
-        rot = rotate_about(image, alpha, (mid[0], mid[1]), roll)
-        image, alpha, valid = rot.image, rot.alpha, rot.valid
-        right_eye, left_eye, chin = transform_points(np.stack([right_eye, left_eye, chin]), rot.matrix)
-        cx, cy = transform_points(np.array([face.center]), rot.matrix)[0]
+        frame = LeveledFrame.level(image, alpha, (mid[0], mid[1]), roll)
+        right_eye, left_eye, chin = transform_points(np.stack([right_eye, left_eye, chin]), frame.matrix)
+        cx, cy = transform_points(np.array([face.center]), frame.matrix)[0]
         box = (cx - face.width / 2, cy - face.height / 2, cx + face.width / 2, cy + face.height / 2)
-    crown = find_crown_y(alpha, box[0], box[2])
+    c0, _, c1, _ = frame.bounds(box[0], 0, box[2], 0)
+    crown = find_crown_y(frame.region("alpha", c0, 0, c1, frame.shape[0]), box[0] - c0, box[2] - c0)
     if crown is None or crown >= min(right_eye[1], left_eye[1]):
         raise PhotoError(Reason.NO_PERSON, "no person mask above the eyes: cannot find the crown")
-    return _Head(image, alpha, valid, right_eye, left_eye, chin, box, float(crown), face_width)
+    return _Head(frame, right_eye, left_eye, chin, box, float(crown), face_width)
+
+
+def _face_bounds(box: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The face box rounded to whole pixels and clipped to the canvas (may be empty)."""
+    h, w = shape
+    x0, y0, x1, y1 = box
+    c0, c1 = max(0, int(round(x0))), min(w, int(round(x1)))
+    r0, r1 = max(0, int(round(y0))), min(h, int(round(y1)))
+    return c0, r0, max(c0, c1), max(r0, r1)
+
+
+def _crop_layers(head: _Head, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spec's crop of image, alpha and coverage, warping only the canvas region the crop reads."""
+    margin = 2.0 / plan.scale + 2.0  # extract_crop's own margin, plus the bilinear neighbours
+    c0, r0, c1, r1 = head.frame.bounds(plan.x0 - margin, plan.y0 - margin, plan.x0 + plan.w + margin,
+                                       plan.y0 + plan.h + margin)
+    local = replace(plan, x0=plan.x0 - c0, y0=plan.y0 - r0)
+    return (
+        extract_crop(head.frame.region("image", c0, r0, c1, r1), local, "replicate"),
+        extract_crop(head.frame.region("alpha", c0, r0, c1, r1), local),
+        extract_crop(head.frame.region("valid", c0, r0, c1, r1), local),
+    )
 
 
 def _coverage_flags(valid: np.ndarray) -> list[str]:
@@ -255,11 +274,9 @@ def _render_spec(
     outputs: list[RenderedOutput],
 ) -> tuple[dict[str, Any], list[str]]:
     """Crop, matte, decontaminate once, then composite + encode per background; returns output-space checks."""
-    plan = plan_crop(spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]), head.alpha.shape)
+    plan = plan_crop(spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]), head.frame.shape)
     with _timed(timings, "crop"):
-        rgb = extract_crop(head.image, plan, "replicate")
-        alpha = extract_crop(head.alpha, plan)
-        valid = extract_crop(head.valid, plan)
+        rgb, alpha, valid = _crop_layers(head, plan)
     flags = plan.flags() + _coverage_flags(valid)
 
     face_w_out = (head.box[2] - head.box[0]) * plan.scale

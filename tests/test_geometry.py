@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from idphoto_ray.geometry import (
+    LeveledFrame,
     chin_point,
     crown_touches_top,
     extract_crop,
@@ -13,7 +14,6 @@ from idphoto_ray.geometry import (
     find_crown_y,
     plan_crop,
     roll_deg,
-    rotate_about,
     select_subject,
     transform_points,
     yaw_estimate_deg,
@@ -57,10 +57,19 @@ def test_roll_sign_and_rotation_levels_the_eyes():
     roll = roll_deg(left, right)
     assert roll == pytest.approx(-10.0, abs=1e-3)  # ccw-rotated head: the image-right eye is higher
     mid = (right + left) / 2
-    rot = rotate_about(p.image, upsample_mask(p.mask, p.image.shape), tuple(mid), roll)
-    r2, l2 = transform_points(np.stack([right, left]), rot.matrix)
+    alpha = upsample_mask(p.mask, p.image.shape)
+    frame = LeveledFrame.level(p.image, alpha, tuple(mid), roll)
+    r2, l2 = transform_points(np.stack([right, left]), frame.matrix)
     assert abs(roll_deg(l2, r2)) < 1e-6
-    assert rot.image.shape[0] > p.image.shape[0] and rot.valid.min() == 0.0  # canvas grew, corners marked
+    image, valid = frame.full("image"), frame.full("valid")
+    assert image.shape[:2] == frame.shape and frame.shape[0] > p.image.shape[0]  # canvas grew
+    assert valid.min() == 0.0 and valid[frame.shape[0] // 2, frame.shape[1] // 2] == 1.0  # corners marked
+    # A region is the same slice of the fully warped canvas: the pipeline warps only what it reads.
+    for layer, full in (("image", image), ("alpha", frame.full("alpha")), ("valid", valid)):
+        part = frame.region(layer, 37, 21, 150, 190)
+        np.testing.assert_allclose(part.astype(np.float32), full[21:190, 37:150].astype(np.float32), atol=1e-4)
+    flat = LeveledFrame.unrotated(p.image, alpha)
+    assert flat.shape == p.image.shape[:2] and np.array_equal(flat.region("image", 5, 6, 50, 60), p.image[6:60, 5:50])
 
 
 def test_yaw_is_zero_for_frontal_even_when_rolled_and_grows_with_nose_offset():
