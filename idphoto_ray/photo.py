@@ -245,6 +245,9 @@ def _crop_layers(head: _Head, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, n
     margin = 2.0 / plan.scale + 2.0  # extract_crop's own margin, plus the bilinear neighbours
     c0, r0, c1, r1 = head.frame.bounds(plan.x0 - margin, plan.y0 - margin, plan.x0 + plan.w + margin,
                                        plan.y0 + plan.h + margin)
+    h, w = head.frame.shape
+    c0, r0 = min(c0, w - 1), min(r0, h - 1)  # a box wholly off the canvas still gets one edge pixel to pad from
+    c1, r1 = max(c1, c0 + 1), max(r1, r0 + 1)
     local = replace(plan, x0=plan.x0 - c0, y0=plan.y0 - r0)
     return (
         extract_crop(head.frame.region("image", c0, r0, c1, r1), local, "replicate"),
