@@ -48,6 +48,8 @@ class DecodedImage:
     scale: float
     format: str
     mode: str
+    #: True when `cover` was honoured: a smaller image than the working one, not to be used as it.
+    reduced: bool = False
 
 
 def decode_image(
@@ -55,8 +57,11 @@ def decode_image(
 ) -> DecodedImage:
     """Decode `data` to an upright HxWx3 uint8 image whose long side is at most `long_side` (never upscaled).
 
-    `cover` asks for less: the smallest image whose short side is still at least `cover` px (within
-    `long_side`). The segmenter's square input needs only that, and libjpeg then decodes at 1/8 scale.
+    `cover` asks for less where it saves work: the smallest image whose short side is still at least
+    `cover` px (within `long_side`). The segmenter's square input needs only that. Only JPEG honours it
+    (libjpeg scales in the DCT, 1/8 for a 12 MP photo); PNG, HEIC, TIFF… decode every pixel whatever size
+    is asked for, so they return the working image, which the caller can then keep instead of decoding
+    twice. `reduced` says which one came back.
 
     Raises PhotoError with NOT_AN_IMAGE, DECODE_ERROR, TOO_LARGE or UNSUPPORTED_MODE; nothing else escapes.
     """
@@ -66,7 +71,8 @@ def decode_image(
         raise ValueError(f"cover must be positive, got {cover}")
     im = _open(data)
     width, height = im.size
-    if cover is not None:
+    reduced = cover is not None and im.format == "JPEG"
+    if reduced:
         long_side = min(long_side, math.ceil(cover * max(width, height) / max(1, min(width, height))))
     if width * height > max_pixels:
         raise PhotoError(
@@ -94,20 +100,8 @@ def decode_image(
         scale=rgb.shape[1] / original[0],
         format=source_format,
         mode=source_mode,
+        reduced=reduced,
     )
-
-
-def decodes_reduced(data: bytes) -> bool:
-    """Whether a model-size decode of `data` is much cheaper than a working-size one.
-
-    Only JPEG: libjpeg scales in the DCT (`draft`). PNG, HEIC, TIFF… decode every pixel whatever size is
-    asked for, so decoding them twice (once for the model, once for the working image) would double the
-    cost. Unreadable headers answer False; the real decode then reports why.
-    """
-    try:
-        return _open(data).format == "JPEG"
-    except PhotoError:
-        return False
 
 
 def _open(data: bytes) -> Image.Image:

@@ -379,7 +379,7 @@ def prepare_batch(
     that cannot decode at a reduced scale (PNG, HEIC, TIFF) are decoded once, here, at working size, and
     that image travels instead of the bytes.
     """
-    from idphoto_ray.decode import decode_image, decodes_reduced
+    from idphoto_ray.decode import decode_image
     from idphoto_ray.models.segmenters import model_input
     from idphoto_ray.types import PhotoError, Reason
 
@@ -410,12 +410,11 @@ def prepare_batch(
         else:
             started = time.perf_counter()
             try:
-                reduced = decodes_reduced(data)
                 decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels,
-                                       cover=model_size if reduced else None)
+                                       cover=model_size)
                 model_images[i] = model_input(decoded.rgb, model_size)
                 row["width"], row["height"] = decoded.original_size
-                if reduced:
+                if decoded.reduced:
                     payload[i] = data
                 else:
                     working[i], scales[i] = decoded.rgb, decoded.scale

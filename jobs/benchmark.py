@@ -253,7 +253,7 @@ def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, det: 
     once and segments in line, as a user's loop would."""
     import fsspec
 
-    from idphoto_ray.decode import decode_image, decodes_reduced
+    from idphoto_ray.decode import decode_image
     from idphoto_ray.models.segmenters import model_input
     from idphoto_ray.photo import process_photo
     from idphoto_ray.review import write_thumbnail
@@ -264,13 +264,17 @@ def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, det: 
     t0 = time.perf_counter()
     hashlib.sha256(data).hexdigest()
     try:
-        if mask is not None and decodes_reduced(data):  # the pipeline's prepare: a model-size decode first
+        decoded = None
+        if mask is not None:  # the pipeline's prepare: a model-size decode (JPEG) or the only decode (others)
             size = mask.shape[0]
-            model_input(decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels,
-                                     cover=size).rgb, size)
+            prepared = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels,
+                                    cover=size)
+            model_input(prepared.rgb, size)
             steps["prepare"] = steps.get("prepare", 0.0) + (time.perf_counter() - t0) * 1000
             t0 = time.perf_counter()
-        decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
+            decoded = None if prepared.reduced else prepared
+        if decoded is None:
+            decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
     except PhotoError:
         return "failed"
     t1 = time.perf_counter()

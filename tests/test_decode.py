@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 from skimage import data
 
-from idphoto_ray.decode import DecodedImage, decode_image, decodes_reduced
+from idphoto_ray.decode import DecodedImage, decode_image
 from idphoto_ray.types import PhotoError, Reason
 
 
@@ -100,11 +100,16 @@ def test_large_jpeg_uses_draft_dct_scaling(astronaut, monkeypatch):
 
 
 def test_only_jpeg_is_decoded_at_reduced_scale(astronaut):
-    im = Image.fromarray(astronaut)
-    assert decodes_reduced(_save(im, "JPEG"))
-    assert not decodes_reduced(_save(im, "PNG"))
-    assert not decodes_reduced(_save(im, "TIFF"))
-    assert not decodes_reduced(b"not an image") and not decodes_reduced(b"")
+    im = Image.fromarray(astronaut).resize((1024, 768))
+    jpeg = decode_image(_save(im, "JPEG"), long_side=800, cover=256)
+    assert jpeg.reduced and min(jpeg.rgb.shape[:2]) < 600
+    for fmt in ("PNG", "TIFF"):  # no reduced decode: the working image comes back, to be kept
+        other = decode_image(_save(im, fmt), long_side=800, cover=256)
+        assert not other.reduced and other.rgb.shape == (600, 800, 3)
+    assert not decode_image(_save(im, "JPEG"), long_side=800).reduced
+    for payload in (b"not an image", b""):
+        with pytest.raises(PhotoError):
+            decode_image(payload, cover=256)
 
 
 @pytest.mark.parametrize("size, orientation", [((4000, 3000), 1), ((3000, 4000), 1), ((4000, 3000), 6), ((300, 200), 1)])
@@ -114,6 +119,7 @@ def test_cover_decodes_just_enough_for_a_square_model_input(astronaut, size, ori
     payload = _save(Image.fromarray(astronaut).resize(size), "JPEG", quality=90, exif=exif.tobytes())
     full = decode_image(payload, long_side=1600)
     small = decode_image(payload, long_side=1600, cover=256)
+    assert small.reduced and not full.reduced
     assert small.original_size == full.original_size
     h, w = small.rgb.shape[:2]
     assert (h > w) == (full.rgb.shape[0] > full.rgb.shape[1])  # same orientation as the working image
