@@ -33,6 +33,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=fields["device"].description)
     p.add_argument("--batch-size", type=int, help=fields["batch_size"].description)
     p.add_argument("--concurrency", type=int, help=fields["concurrency"].description)
+    p.add_argument("--max-photos-in-flight", type=int, help=fields["max_photos_in_flight"].description)
     p.add_argument("--threads", type=int, dest="intra_op_num_threads", help=fields["intra_op_num_threads"].description)
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None, help=fields["resume"].description)
     p.add_argument("--limit", type=int, help=fields["limit"].description)
@@ -56,6 +57,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
         "intra_op_num_threads": args.intra_op_num_threads,
+        "max_photos_in_flight": args.max_photos_in_flight,
         "resume": args.resume,
         "limit": args.limit,
         "processing": processing or None,

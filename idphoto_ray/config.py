@@ -86,9 +86,15 @@ class JobConfig(BaseModel):
         None, ge=1, description="Images per segmentation batch; default 32 on GPU, 1 on CPU (batching buys nothing there)."
     )
     object_store_limit_mb: int | None = Field(
-        None, ge=64, description="Cap on Ray Data's object-store budget; bounds memory on small machines. Default: Ray's."
+        None, ge=64, description="Also enforce Ray Data's own object-store budget (per-operator reservations) at this cap. "
+        "Off by default: the reservations serve upstream operators first and starved finishing on small nodes; "
+        "max_photos_in_flight bounds memory instead."
     )
-    concurrency: int | None = Field(None, ge=1, description="Segmentation actors; default: #GPUs on cuda, else cores/2.")
+    max_photos_in_flight: int | None = Field(
+        None, ge=1, description="Photos read but not yet handed to the finishing stage. Bounds memory by a photo count, "
+        "so it stays flat whatever the number of inputs. Default: 32 per cluster CPU, at least 64."
+    )
+    concurrency: int | None = Field(None, ge=1, description="Segmentation actors; default: #GPUs on cuda, else one per 8 cores.")
     intra_op_num_threads: int | None = Field(None, ge=1, description="ORT threads per actor; default: cores split between actors.")
     resume: bool = Field(False, description="Skip inputs that already have an ok/needs_review row for this config.")
     limit: int | None = Field(None, ge=1, description="Process only the first N listed inputs (for trials).")

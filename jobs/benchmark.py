@@ -53,6 +53,7 @@ DEFAULT_MODELS = ("mediapipe-selfie", "u2net-arch")
 class Peaks:
     rss_mb: float = 0.0
     private_mb: float = 0.0
+    driver_private_mb: float = 0.0
     object_store_mb: float = 0.0
     gpu_util_max: float = 0.0
     gpu_util_mean: float = 0.0
@@ -197,7 +198,7 @@ class Sampler:
     def _sample(self) -> None:
         import psutil
 
-        rss = private = 0
+        rss = private = driver_private = 0
         procs = _ray_processes(self._driver, self._session)
         self.workers_seen = max(self.workers_seen, len(procs) - 1)
         self._track_cpu(procs)
@@ -208,9 +209,12 @@ class Sampler:
                 continue
             rss += mem.rss
             private += mem.rss - getattr(mem, "shared", 0)
+            if proc.pid == self._driver.pid:
+                driver_private = mem.rss - getattr(mem, "shared", 0)
         p = self.peaks
         p.rss_mb = max(p.rss_mb, rss / 2**20)
         p.private_mb = max(p.private_mb, private / 2**20)
+        p.driver_private_mb = max(p.driver_private_mb, driver_private / 2**20)
         if self._store is not None:
             with contextlib.suppress(Exception):
                 p.object_store_mb = max(p.object_store_mb, self._store() / 2**20)
@@ -463,6 +467,7 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
         "counts": summary.counts, "reasons": summary.reasons, "pool": run_info.get("pool"),
         "batch": batch, "object_store_limit_mb": object_store_limit_mb, "stages": parse_stats(stats_text),
         "peak_rss_mb": round(p.rss_mb, 1), "peak_private_mb": round(p.private_mb, 1),
+        "peak_driver_private_mb": round(p.driver_private_mb, 1),
         "peak_object_store_mb": round(p.object_store_mb, 1), "samples": p.samples,
         "worker_processes": sampler.workers_seen, "cpu_seconds": sampler.cpu_seconds(),
     }
@@ -534,7 +539,8 @@ def format_table(results: dict[str, Any]) -> str:
         mc = results["memory_check"]
         lines.append("")
         lines.append(f"memory check ({mc['model']}): " + " · ".join(
-            f"N={r['n']}: RSS {r['peak_rss_mb']:.0f} MB (private {r['peak_private_mb']:.0f}), "
+            f"N={r['n']}: RSS {r['peak_rss_mb']:.0f} MB (private {r['peak_private_mb']:.0f}, "
+            f"of it the driver {r.get('peak_driver_private_mb', 0):.0f}), "
             f"store {r['peak_object_store_mb']:.0f} MB, {r['photos_per_s']:.2f}/s" for r in mc["runs"]))
         lines.append(f"  growth: RSS {mc['rss_growth']:+.1%}, private {mc['private_growth']:+.1%}, "
                      f"store {mc['store_growth']:+.1%} → {'PASS' if mc['pass'] else 'FAIL'} (limit ±10%)")
@@ -684,7 +690,7 @@ def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs:
                                 (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs,
                                 args.object_store_limit_mb)
         pipe.pop("_stats_text")
-        runs.append({"n": n, **{k: pipe[k] for k in ("peak_rss_mb", "peak_private_mb", "peak_object_store_mb",
+        runs.append({"n": n, **{k: pipe[k] for k in ("peak_rss_mb", "peak_private_mb", "peak_driver_private_mb", "peak_object_store_mb",
                                                       "photos_per_s", "seconds", "counts", "samples")}})
         shutil.rmtree(work / f"memory-{n}", ignore_errors=True)
     lo, hi = runs[0], runs[-1]
