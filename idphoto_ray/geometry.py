@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -204,8 +205,13 @@ class LeveledFrame:
         size = (c1 - c0, r1 - r0)
         if layer == "image":
             return cv2.warpAffine(self.image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        src = np.asarray(self.alpha, np.float32) if layer == "alpha" else np.ones(self.image.shape[:2], np.float32)
+        src = np.asarray(self.alpha, np.float32) if layer == "alpha" else self._coverage_source
         return cv2.warpAffine(src, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    @cached_property
+    def _coverage_source(self) -> np.ndarray:
+        """Ones over the source image, made once per frame: each spec's crop asks for its coverage."""
+        return np.ones(self.image.shape[:2], np.float32)
 
     def full(self, layer: str) -> np.ndarray:
         """The whole canvas of `layer` (tests and debugging; the pipeline reads regions)."""

@@ -36,7 +36,7 @@ from idphoto_ray.geometry import (
     yaw_estimate_deg,
 )
 from idphoto_ray.models.base import FaceDetector, FaceLandmarker
-from idphoto_ray.refine import closed_form_alpha, clean_mask, decontaminate, refine_alpha_crop, upsample_mask
+from idphoto_ray.refine import closed_form_alpha, decontaminate, person_alpha, refine_alpha_crop
 from idphoto_ray.specs import PhotoSpec
 from idphoto_ray.types import Face, PhotoError, Reason, Status
 
@@ -178,7 +178,7 @@ def _run(
     flags += checks.pose(roll, yaw, options.max_roll_deg, options.max_yaw_deg)
 
     with _timed(timings, "mask"):
-        alpha = clean_mask(upsample_mask(mask, image.shape), face.box)
+        alpha = person_alpha(mask, image.shape, face.box)
     if float(alpha.max(initial=0.0)) < 0.5:
         raise PhotoError(Reason.NO_PERSON, "the person mask is empty around the detected face")
     if crown_touches_top(alpha, face.box[0], face.box[2]):

@@ -1,8 +1,9 @@
 """Alpha refinement: from a coarse model-resolution mask to a clean, edge-following matte.
 
-Two resolutions on purpose: the cheap geometric clean-up runs on the working image (it decides where
-the crown is), while per-pixel matting (guided filter, closed-form, decontamination) runs after the
-crop at output resolution, where a 1寸 photo is ~120k pixels instead of a multi-megapixel photo.
+Three resolutions on purpose: components and holes are decided on the model's mask, the matte that
+decides where the crown is lives on the working image, and per-pixel matting (guided filter, closed-form,
+decontamination) runs after the crop at output resolution, where a 1寸 photo is ~120k pixels instead of a
+multi-megapixel photo.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ BINARY_THRESHOLD = 0.5
 MAX_HOLE_FRACTION = 0.02
 #: Soft edge kept around the winning component, px of the working image, so the edge stays soft.
 KEEP_MARGIN_PX = 3
+#: The same soft edge at model resolution: the mask's own ramp is one or two model pixels wide.
+MODEL_MARGIN_PX = 2
 #: Guided-filter regulariser for a [0, 1] guide: small enough to follow hair/shoulder edges,
 #: large enough not to copy skin texture into the matte.
 GUIDED_EPS = 1e-3
@@ -38,7 +41,23 @@ def _box_overlap_labels(labels: np.ndarray, box: tuple[float, float, float, floa
     return np.unique(region[region > 0])
 
 
-def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float]) -> np.ndarray:
+def person_alpha(mask: np.ndarray, shape: tuple[int, ...], face_box: tuple[float, float, float, float]) -> np.ndarray:
+    """The model's S×S mask → the subject's matte at working size, stray blobs dropped, small holes filled.
+
+    The clean-up runs on the mask at model resolution and the result is upsampled once. Bilinear
+    upsampling is local, so next to the person the matte is exactly the upsampled model mask, as when
+    cleaning after upsampling; but labelling 65k pixels instead of 2 MP took the step from 24 to ~5 ms a photo.
+    """
+    mask = np.asarray(mask, dtype=np.float32)
+    sy, sx = mask.shape[0] / float(shape[0]), mask.shape[1] / float(shape[1])
+    x0, y0, x1, y1 = face_box
+    # Outward to whole model pixels, so a face a few working pixels wide still touches one.
+    small_box = (np.floor(x0 * sx), np.floor(y0 * sy), np.ceil(x1 * sx), np.ceil(y1 * sy))
+    cleaned = clean_mask(mask, small_box, margin_px=MODEL_MARGIN_PX)
+    return upsample_mask(cleaned, shape)
+
+
+def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float], margin_px: int = KEEP_MARGIN_PX) -> np.ndarray:
     """Keep only the person attached to the subject's face and fill small holes inside it.
 
     The largest component overlapping the face box wins; stray blobs (a second person's shoulder, a
@@ -55,7 +74,7 @@ def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float]) -
 
     x, y, w, h = (int(v) for v in stats[best, :4])
     holes = _small_enclosed_holes(person, (x, y, w, h), max_area=MAX_HOLE_FRACTION * float(stats[best, cv2.CC_STAT_AREA]))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * KEEP_MARGIN_PX + 1,) * 2)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1,) * 2)
     support = cv2.dilate(person, kernel).astype(bool)
     out = np.where(support, alpha, 0.0).astype(np.float32)
     out[holes] = 1.0

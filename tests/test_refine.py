@@ -15,6 +15,7 @@ from idphoto_ray.refine import (
     decontaminate,
     edge_band,
     guided_filter,
+    person_alpha,
     refine_alpha_crop,
     upsample_mask,
 )
@@ -178,3 +179,45 @@ def test_closed_form_improves_or_falls_back():
     band = edge_band(rough, 3)
     assert np.abs(cf - truth)[band].mean() < np.abs(rough - truth)[band].mean()
     assert closed_form_alpha(rgb, np.zeros_like(rough)) is not None  # degenerate trimap: no exception
+
+
+def _model_mask_with_blob_and_hole() -> np.ndarray:
+    """A 256² model mask with soft edges (as a model gives them): the person, a hole, a stray blob."""
+    mask = np.zeros((256, 256), np.float32)
+    cv2.ellipse(mask, (128, 150), (60, 95), 0, 0, 360, 1.0, -1)
+    mask[140:144, 120:124] = 0.0  # a hole in the torso, 16 of ~18k model pixels
+    cv2.circle(mask, (230, 25), 10, 1.0, -1)  # a lamp
+    return cv2.GaussianBlur(mask, (5, 5), 1.0)
+
+
+def test_person_alpha_at_model_resolution_matches_cleaning_after_upsampling():
+    mask = _model_mask_with_blob_and_hole()
+    shape = (1200, 900, 3)  # working image 900×1200, the mask squeezed to 256² like the model's input
+    face_box = (380.0, 280.0, 520.0, 460.0)
+    new = person_alpha(mask, shape, face_box)
+    old = clean_mask(upsample_mask(mask, shape), face_box)
+    assert new.shape == (1200, 900) and new.dtype == np.float32
+    ys, xs = 25 * 1200 / 256, 230 * 900 / 256
+    assert new[int(ys), int(xs)] == 0.0 and old[int(ys), int(xs)] == 0.0  # the lamp is gone
+    hole = (int(142 * 1200 / 256), int(122 * 900 / 256))
+    assert new[hole] == 1.0 and old[hole] == 1.0  # the hole is filled
+    # Away from the filled hole, wherever cleaning after upsampling kept alpha, both give the upsampled mask
+    # itself; the model-resolution clean-up keeps more of the mask's soft ramp (two model pixels against
+    # three working pixels) and never adds alpha the model did not give.
+    up = upsample_mask(mask, shape)
+    rim = np.zeros(up.shape, bool)
+    rim[int(135 * 1200 / 256) : int(150 * 1200 / 256), int(115 * 900 / 256) : int(130 * 900 / 256)] = True
+    np.testing.assert_array_equal(new[(old > 0) & ~rim], old[(old > 0) & ~rim])
+    assert np.all(new[~rim] <= up[~rim])
+    assert float(new[(old == 0) & ~rim].max()) < 0.5  # only the outer ramp, below the person threshold
+
+
+def test_person_alpha_finds_a_face_smaller_than_a_model_pixel():
+    mask = np.zeros((16, 16), np.float32)
+    mask[6:12, 6:10] = 1.0
+    alpha = person_alpha(mask, (1600, 1600), (700.0, 650.0, 705.0, 655.0))  # 5 px of 100 per model pixel
+    assert alpha.max() == 1.0
+
+
+def test_person_alpha_is_empty_when_nothing_touches_the_face():
+    assert person_alpha(_model_mask_with_blob_and_hole(), (1200, 900), (0.0, 0.0, 20.0, 20.0)).max() == 0.0
