@@ -166,7 +166,7 @@ def _rescale_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _fit(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """Downscale to the working long side with area averaging (alias-free for reduction); never upscale.
+    """Downscale to the working long side without aliasing; never upscale.
 
     Runs before the EXIF transpose, so only the small working image is ever rotated.
     """
@@ -175,7 +175,11 @@ def _fit(rgb: np.ndarray, long_side: int) -> np.ndarray:
         return np.array(rgb, dtype=np.uint8, order="C")
     s = long_side / max(w, h)
     size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    # Down to half size, bilinear already reads every source pixel (and a JPEG drafted in the DCT always
+    # lands here): 3.5 against 18 ms for 2000 → 1600 px, where OpenCV's area filter takes a slow path for
+    # fractional factors. Further down, area averaging keeps fine texture from aliasing.
+    interpolation = cv2.INTER_LINEAR if s >= 0.5 else cv2.INTER_AREA
+    return cv2.resize(rgb, size, interpolation=interpolation)
 
 
 def _flatten_on_white(im: Image.Image) -> Image.Image:
