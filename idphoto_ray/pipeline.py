@@ -194,9 +194,28 @@ def _use_photo_queue(ctx: Any, cap: int, photos_per_read: int) -> None:
     ctx.set_config(_IN_FLIGHT_KEY, (cap, photos_per_read))
 
 
-def _drop_photo_queue(ctx: Any) -> None:
-    """Other datasets of a notebook session are not photos: the cap must not hold back their readers."""
+_JOB_SETTINGS = ("enable_progress_bars", "execution_no_progress_timeout_s", "wait_for_min_actors_s",
+                 "op_resource_reservation_enabled")
+
+
+def _save_context(ctx: Any) -> dict[str, Any]:
+    """What run_job changes on the process's DataContext, so a notebook's other datasets get it back."""
+    saved = {name: getattr(ctx, name) for name in _JOB_SETTINGS}
+    saved["resource_limits"] = ctx.execution_options.resource_limits
+    saved["policies"] = ctx.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY) if InputDataBuffer is not None else None
+    return saved
+
+
+def _restore_context(ctx: Any, saved: dict[str, Any]) -> None:
+    for name in _JOB_SETTINGS:
+        setattr(ctx, name, saved[name])
+    ctx.execution_options.resource_limits = saved["resource_limits"]
     ctx.remove_config(_IN_FLIGHT_KEY)
+    if InputDataBuffer is not None:
+        if saved["policies"] is None:
+            ctx.remove_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY)
+        else:
+            ctx.set_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, saved["policies"])
 
 
 def _fault_injection() -> dict[str, Any] | None:
@@ -252,86 +271,87 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
 
     init_ray()
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = progress
-    if config.no_progress_timeout_s is not None:
-        ctx.execution_no_progress_timeout_s = config.no_progress_timeout_s
-    # Reading starts once the segmentation actors are up: before that no task is active, and Ray Data's
-    # liveness rule lets reads through whatever any policy says. Same patience as the no-progress timeout.
-    patience = ctx.execution_no_progress_timeout_s
-    ctx.wait_for_min_actors_s = int(patience) if patience and patience > 0 else 7 * 24 * 3600
-    if config.object_store_limit_mb:
-        ctx.op_resource_reservation_enabled = True
-        ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
-            object_store_memory=config.object_store_limit_mb * 2**20)
-    else:
-        # Ray Data reserves whole CPUs for operators upstream first: on a 2-CPU node reading and preparing
-        # held both and finishing could not start until every file was read. The photo bound below keeps
-        # memory flat instead.
-        ctx.op_resource_reservation_enabled = False
-    resources = ray.cluster_resources()
-    pool = plan_pool(config, int(resources.get("CPU", 1)), int(resources.get("GPU", 0)))
-    model_refs = {key: ray.put(data) for key, data in model_bytes.items()}
-    del model_bytes
-    items_ref = ray.put({it.path: it for it in items})
-
-    if config.limit:
-        items = items[: config.limit]
-    paths = [it.path for it in items]
-    filesystem = None if protocol in ("file", "local") else open_filesystem(config.input[0] if config.input else config.input_list, config.storage_options)[0]
-    # ~16 files per read task: one task per file left 105 tiny read tasks queueing for the same CPU slots
-    # as decode and finishing (N=300, 2 cores: 8.2 → 8.7 photos/s with fewer, larger reads).
-    blocks = max(2 * int(resources.get("CPU", 1)), len(paths) // 16)
-    _use_photo_queue(ctx, photos_in_flight(config, int(resources.get("CPU", 1)), pool), -(-len(paths) // blocks))
-    ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem, override_num_blocks=blocks)
-    ds = ds.map_batches(
-        prepare_batch,
-        fn_kwargs={
-            "holder": [items_ref, ray.put(done)],
-            "run_id": run_id,
-            "config_hash": config_hash,
-            "options": config.processing,
-            "model_size": seg_info.preprocess.input_size,
-        },
-        batch_size=8,
-        batch_format="numpy",
-    )
-    seg_kwargs: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
-    if pool.gpus_per_actor:
-        seg_kwargs["num_gpus"] = pool.gpus_per_actor
-    ds = ds.map_batches(
-        SegmentStage,
-        fn_constructor_kwargs={
-            "model_holder": [model_refs["segmenter"]],
-            "info": seg_info,
-            "device": config.device,
-            "threads": pool.threads,
-            "tensorrt": config.tensorrt,
-            "fault": _fault_injection(),
-        },
-        compute=ray.data.ActorPoolStrategy(size=pool.actors, max_tasks_in_flight_per_actor=2),
-        batch_size=pool.batch_size,
-        batch_format="numpy",
-        **seg_kwargs,
-    )
-    ds = ds.map_batches(
-        finish_batch,
-        fn_kwargs={
-            "key": run_id,
-            "face_holder": [model_refs["blazeface"], model_refs["face-mesh"]],
-            "specs": [specs[name] for name in config.specs],
-            "backgrounds": list(config.backgrounds),
-            "options": config.processing,
-            "output_root": out_root,
-            "output_protocol": protocol_of(out_fs),
-            "storage_options": config.storage_options,
-        },
-        batch_size=4,
-        batch_format="numpy",
-    )
+    saved_context = _save_context(ctx)
     try:
+        ctx.enable_progress_bars = progress
+        if config.no_progress_timeout_s is not None:
+            ctx.execution_no_progress_timeout_s = config.no_progress_timeout_s
+        # Reading starts once the segmentation actors are up: before that no task is active, and Ray Data's
+        # liveness rule lets reads through whatever any policy says. Same patience as the no-progress timeout.
+        patience = ctx.execution_no_progress_timeout_s
+        ctx.wait_for_min_actors_s = int(patience) if patience and patience > 0 else 7 * 24 * 3600
+        if config.object_store_limit_mb:
+            ctx.op_resource_reservation_enabled = True
+            ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
+                object_store_memory=config.object_store_limit_mb * 2**20)
+        else:
+            # Ray Data reserves whole CPUs for operators upstream first: on a 2-CPU node reading and preparing
+            # held both and finishing could not start until every file was read. The photo bound below keeps
+            # memory flat instead.
+            ctx.op_resource_reservation_enabled = False
+        resources = ray.cluster_resources()
+        pool = plan_pool(config, int(resources.get("CPU", 1)), int(resources.get("GPU", 0)))
+        model_refs = {key: ray.put(data) for key, data in model_bytes.items()}
+        del model_bytes
+        items_ref = ray.put({it.path: it for it in items})
+
+        if config.limit:
+            items = items[: config.limit]
+        paths = [it.path for it in items]
+        filesystem = None if protocol in ("file", "local") else open_filesystem(config.input[0] if config.input else config.input_list, config.storage_options)[0]
+        # ~16 files per read task: one task per file left 105 tiny read tasks queueing for the same CPU slots
+        # as decode and finishing (N=300, 2 cores: 8.2 → 8.7 photos/s with fewer, larger reads).
+        blocks = max(2 * int(resources.get("CPU", 1)), len(paths) // 16)
+        _use_photo_queue(ctx, photos_in_flight(config, int(resources.get("CPU", 1)), pool), -(-len(paths) // blocks))
+        ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem, override_num_blocks=blocks)
+        ds = ds.map_batches(
+            prepare_batch,
+            fn_kwargs={
+                "holder": [items_ref, ray.put(done)],
+                "run_id": run_id,
+                "config_hash": config_hash,
+                "options": config.processing,
+                "model_size": seg_info.preprocess.input_size,
+            },
+            batch_size=8,
+            batch_format="numpy",
+        )
+        seg_kwargs: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
+        if pool.gpus_per_actor:
+            seg_kwargs["num_gpus"] = pool.gpus_per_actor
+        ds = ds.map_batches(
+            SegmentStage,
+            fn_constructor_kwargs={
+                "model_holder": [model_refs["segmenter"]],
+                "info": seg_info,
+                "device": config.device,
+                "threads": pool.threads,
+                "tensorrt": config.tensorrt,
+                "fault": _fault_injection(),
+            },
+            compute=ray.data.ActorPoolStrategy(size=pool.actors, max_tasks_in_flight_per_actor=2),
+            batch_size=pool.batch_size,
+            batch_format="numpy",
+            **seg_kwargs,
+        )
+        ds = ds.map_batches(
+            finish_batch,
+            fn_kwargs={
+                "key": run_id,
+                "face_holder": [model_refs["blazeface"], model_refs["face-mesh"]],
+                "specs": [specs[name] for name in config.specs],
+                "backgrounds": list(config.backgrounds),
+                "options": config.processing,
+                "output_root": out_root,
+                "output_protocol": protocol_of(out_fs),
+                "storage_options": config.storage_options,
+            },
+            batch_size=4,
+            batch_format="numpy",
+        )
         ds.write_parquet(manifest_dir, filesystem=None if is_local(out_fs) else out_fs)
     finally:
-        _drop_photo_queue(ctx)
+        _restore_context(ctx, saved_context)
 
     table = read_manifest(manifest_dir, filesystem=out_fs)
     this_run = table.filter(pc.equal(table.column("run_id"), run_id))

@@ -7,6 +7,8 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
+from ray.data._internal.execution.backpressure_policy import ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY as POLICIES_KEY
+
 from idphoto_ray.config import JobConfig
 from idphoto_ray.pipeline import PhotoQueueBackpressure, plan_pool, photos_in_flight
 from idphoto_ray.samples import write_samples
@@ -44,10 +46,15 @@ def test_reading_waits_while_the_bound_is_reached(tmp_path, ray_local, mediapipe
         return allowed
 
     monkeypatch.setattr(PhotoQueueBackpressure, "can_add_input", recording)
+    ctx = ray_local.data.DataContext.get_current()
+    before = (ctx.op_resource_reservation_enabled, ctx.wait_for_min_actors_s, ctx.get_config(POLICIES_KEY))
     summary = run_job(JobConfig(input=[str(photos)], output=str(tmp_path / "out"), device="cpu",
                                  max_photos_in_flight=4), progress=False)
 
     assert summary.processed == n
+    # a notebook's other datasets get the process's DataContext back as it was
+    assert (ctx.op_resource_reservation_enabled, ctx.wait_for_min_actors_s, ctx.get_config(POLICIES_KEY)) == before
+    assert ctx.get_config("idphoto_ray.max_photos_in_flight") is None
     assert pq.read_table(tmp_path / "out" / "manifest").num_rows == n
     assert seen, "the policy was never consulted"
     cap, per_read = seen[0][1], seen[0][2]

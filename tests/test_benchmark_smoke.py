@@ -53,6 +53,24 @@ def test_benchmark_smoke(ray_local, tmp_path, capsys):
     assert "prepare" in row["cpu_stage"]["ms_per_photo"]  # the pipeline's model-size decode is counted
 
 
+@pytest.mark.slow
+def test_memory_check_smoke(ray_local, tmp_path, capsys):
+    bench = _load_benchmark()
+    results = bench.main([
+        "--skip-main", "--memory-check", "--memory-ns", "6,12", "--memory-repeats", "2", "--model", "mediapipe-selfie",
+        "--working-long-side", "800", "--data-dir", str(tmp_path / "data"),
+    ])
+    mc = results["memory_check"]
+    assert [(r["n"], r["repeat"]) for r in mc["runs"]] == [(6, 0), (12, 0), (6, 1), (12, 1)]
+    assert all(r["peak_object_store_mb"] > 0 and r["peak_rss_mb"] > 0 for r in mc["runs"])
+    store_6 = [r["peak_object_store_mb"] for r in mc["runs"] if r["n"] == 6]
+    assert mc["means"][6]["peak_object_store_mb"] == pytest.approx(sum(store_6) / 2)
+    assert mc["store_growth"] == pytest.approx(
+        mc["means"][12]["peak_object_store_mb"] / mc["means"][6]["peak_object_store_mb"] - 1.0)
+    assert mc["pass"] == all(abs(mc[k]) <= 0.10 for k in ("rss_growth", "store_growth"))
+    assert "mean of the runs' peaks" in capsys.readouterr().out
+
+
 def test_parse_stats_reads_ray_data_text():
     bench = _load_benchmark()
     text = (
