@@ -466,12 +466,35 @@ def _get(ref: Any) -> Any:
     return _RESOLVED[key]
 
 
-def _one_cv2_thread() -> None:
-    """CPU stages run one task per logical CPU; OpenCV's own pool (one thread per core by default) would
-    oversubscribe the node with cores × tasks threads."""
+#: glibc mallopt parameters: allocations up to 32 MB come from the heap, which keeps up to 64 MB freed.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_BYTES, _TRIM_THRESHOLD_BYTES = 32 << 20, 64 << 20
+
+
+def tune_worker_process() -> None:
+    """Process settings for the CPU stages; cheap to repeat.
+
+    OpenCV: CPU stages run one task per logical CPU, and OpenCV's own pool (one thread per core by default)
+    would oversubscribe the node with cores × tasks threads.
+
+    glibc malloc: every decoded image, matte and filter intermediate (0.5–10 MB) was a fresh mmap, unmapped
+    when freed, so each photo faulted its pages in again — 520k minor page faults for 40 photos. Served from
+    the heap they are reused: 38k faults, `cpu_stage` 11.8 → 15.5 photos/s per core. Other C libraries
+    ignore this.
+    """
+    import ctypes
+    import sys
+
     import cv2
 
     cv2.setNumThreads(1)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 def _base_row(item: InputItem | None, path: str, run_id: str, config_hash: str) -> dict[str, Any]:
@@ -501,7 +524,7 @@ def prepare_batch(
     from idphoto_ray.models.segmenters import model_input
     from idphoto_ray.types import PhotoError, Reason
 
-    _one_cv2_thread()
+    tune_worker_process()
     items: dict[str, InputItem] = _get(holder[0])
     done: set[str] = _get(holder[1])
     n = len(batch["path"])
@@ -613,7 +636,7 @@ class FinishStage:
         from idphoto_ray.models.face_detect import BlazeFaceDetector
         from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 
-        _one_cv2_thread()
+        tune_worker_process()
         self.detector = BlazeFaceDetector(_get(face_holder[0]), intra_op_num_threads=1)
         self.landmarker = FaceMeshLandmarker(_get(face_holder[1]), intra_op_num_threads=1)
         self.specs = specs

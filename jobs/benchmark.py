@@ -338,12 +338,15 @@ def measure_bound(model: str, device: str, threads: int, batch: int, files: list
 def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, bgs: list) -> dict[str, Any]:
     """Prepare + finish throughput of one core, masks precomputed by `model` (untimed).
 
-    OpenCV is held to one thread while timing, as in the pipeline's CPU tasks: its default pool would use
-    every core and overstate what one core does.
+    The process is tuned as the pipeline's CPU tasks are (`tune_worker_process`): OpenCV held to one thread
+    while timing (its default pool would use every core and overstate what one core does), and glibc's
+    malloc reusing freed buffers. The malloc setting lasts for the process, so main() measures every
+    baseline before the first cpu_stage.
     """
     import cv2
 
     from idphoto_ray.decode import decode_image
+    from idphoto_ray.pipeline import tune_worker_process
 
     _, seg, det, lm = _models("cpu", model, None)
     masks = []
@@ -355,7 +358,7 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     steps: dict[str, float] = {}
     statuses: dict[str, int] = {}
     cv2_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    tune_worker_process()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-cpu-") as out:
             _warm_up(lambda k: _finish_one(datas[k], f"warmup{k}", masks[k], None, det, lm, specs, bgs, options, out,
@@ -640,14 +643,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     bound_threads = cores if args.device == "cpu" else None
     try:
         if not args.skip_main:
+            spec_objs, bg_objs = _specs_backgrounds(specs, bgs)
+            baselines = {}  # first: a user's loop runs in an untuned process (see measure_cpu_stage)
+            for model, wls in itertools.product(models, sides):
+                print(f"[{model} wls={wls}] baseline on {min(args.baseline_sample, len(files))} photos …", flush=True)
+                baselines[model, wls] = measure_baseline(model, args.device, bound_threads, files[: args.baseline_sample],
+                                                         ProcessingOptions(working_long_side=wls), spec_objs, bg_objs)
             for model, wls in itertools.product(models, sides):
                 options = ProcessingOptions(working_long_side=wls)
-                spec_objs, bg_objs = _specs_backgrounds(specs, bgs)
                 print(f"[{model} wls={wls}] cpu_stage on {min(args.cpu_sample, len(files))} photos …", flush=True)
                 cpu = measure_cpu_stage(model, files[: args.cpu_sample], options, spec_objs, bg_objs)
-                print(f"[{model} wls={wls}] baseline on {min(args.baseline_sample, len(files))} photos …", flush=True)
-                base = measure_baseline(model, args.device, bound_threads, files[: args.baseline_sample], options,
-                                        spec_objs, bg_objs)
+                base = baselines[model, wls]
                 bounds = {}
                 for batch in batches:
                     print(f"[{model} wls={wls}] bound batch {batch} …", flush=True)
