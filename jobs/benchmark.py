@@ -442,7 +442,7 @@ def parse_stats(text: str) -> list[dict[str, Any]]:
 
 def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, batch: int, actors: int | None,
                      threads: int | None, options: Any, specs: list[str], bgs: list[str],
-                     object_store_limit_mb: int | None = None) -> dict[str, Any]:
+                     object_store_limit_mb: int | None = None, sample_interval_s: float = 0.5) -> dict[str, Any]:
     """run_job end to end on `files` (listed through an input-list CSV so any subset can be run)."""
     from idphoto_ray.config import JobConfig
     from idphoto_ray.pipeline import run_job
@@ -457,7 +457,7 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
         concurrency=actors, intra_op_num_threads=threads, specs=specs, backgrounds=bgs, processing=options,
         object_store_limit_mb=object_store_limit_mb,
     )
-    with _capture_dataset() as seen, Sampler(gpu=device == "cuda") as sampler:
+    with _capture_dataset() as seen, Sampler(sample_interval_s, gpu=device == "cuda") as sampler:
         summary = run_job(config, progress=False)
     stats_text = ""
     if seen:
@@ -590,6 +590,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--bound-seconds", type=float, default=5.0, help="minimum time of the bound loop")
     ap.add_argument("--memory-check", action="store_true", help="peak RSS and object store at N=200 vs N=2000")
     ap.add_argument("--memory-ns", default="200,2000", help="the N values of the memory check")
+    ap.add_argument("--memory-sample-s", type=float, default=0.1,
+                    help="sampling interval of the memory check (the main table samples every 0.5 s)")
     ap.add_argument("--memory-repeats", type=int, default=1,
                     help="runs per N; growth compares the mean of each N's peaks (one peak of ~80 photos of mixed "
                          "sizes varies ±15 %% between runs)")
@@ -703,7 +705,7 @@ def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs:
             pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}",
                                     _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '1'))[0],
                                     (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs,
-                                    args.object_store_limit_mb)
+                                    args.object_store_limit_mb, args.memory_sample_s)
             pipe.pop("_stats_text")
             runs.append({"n": n, "repeat": repeat, **{k: pipe[k] for k in (*keys, "photos_per_s", "seconds", "counts", "samples")}})
             shutil.rmtree(work / f"memory-{n}", ignore_errors=True)
