@@ -91,7 +91,7 @@ class JobConfig(BaseModel):
         "max_photos_in_flight bounds memory instead."
     )
     max_photos_in_flight: int | None = Field(
-        None, ge=1, description="Photos read but not yet handed to the finishing stage. Bounds memory by a photo count, "
+        None, ge=1, description="Photos read and not yet finished; reading waits beyond it. Bounds memory by a photo count, "
         "so it stays flat whatever the number of inputs. Default: 32 per cluster CPU, at least 64."
     )
     concurrency: int | None = Field(None, ge=1, description="Segmentation actors; default: #GPUs on cuda, else one per 8 cores.")

@@ -166,7 +166,7 @@ def _rescale_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _fit(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """Downscale to the working long side without aliasing; never upscale.
+    """Downscale to the working long side; never upscale.
 
     Runs before the EXIF transpose, so only the small working image is ever rotated.
     """
