@@ -6,6 +6,7 @@ store, so no worker ever needs a driver-local path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -290,7 +291,8 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
             # memory flat instead.
             ctx.op_resource_reservation_enabled = False
         resources = ray.cluster_resources()
-        pool = plan_pool(config, int(resources.get("CPU", 1)), int(resources.get("GPU", 0)))
+        cpus = int(resources.get("CPU", 1))
+        pool = plan_pool(config, cpus, int(resources.get("GPU", 0)))
         model_refs = {key: ray.put(data) for key, data in model_bytes.items()}
         del model_bytes
         items_ref = ray.put({it.path: it for it in items})
@@ -301,8 +303,8 @@ def run_job(config: JobConfig, *, progress: bool = True) -> RunSummary:
         filesystem = None if protocol in ("file", "local") else open_filesystem(config.input[0] if config.input else config.input_list, config.storage_options)[0]
         # ~16 files per read task: one task per file left 105 tiny read tasks queueing for the same CPU slots
         # as decode and finishing (N=300, 2 cores: 8.2 → 8.7 photos/s with fewer, larger reads).
-        blocks = max(2 * int(resources.get("CPU", 1)), len(paths) // 16)
-        _use_photo_queue(ctx, photos_in_flight(config, int(resources.get("CPU", 1)), pool), -(-len(paths) // blocks))
+        blocks = max(2 * cpus, len(paths) // 16)
+        _use_photo_queue(ctx, photos_in_flight(config, cpus, pool), -(-len(paths) // blocks))
         ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem, override_num_blocks=blocks)
         ds = ds.map_batches(
             prepare_batch,
@@ -472,7 +474,7 @@ _MMAP_THRESHOLD_BYTES, _TRIM_THRESHOLD_BYTES = 32 << 20, 64 << 20
 
 
 def tune_worker_process() -> None:
-    """Process settings for the CPU stages; cheap to repeat.
+    """Process settings for the CPU stages; cheap to repeat (OpenCV's is re-applied, malloc's set once).
 
     OpenCV: CPU stages run one task per logical CPU, and OpenCV's own pool (one thread per core by default)
     would oversubscribe the node with cores × tasks threads.
@@ -482,12 +484,18 @@ def tune_worker_process() -> None:
     the heap they are reused: 38k faults, `cpu_stage` 11.8 → 15.5 photos/s per core. Other C libraries
     ignore this.
     """
-    import ctypes
-    import sys
-
     import cv2
 
     cv2.setNumThreads(1)
+    _reuse_freed_memory()
+
+
+@functools.cache
+def _reuse_freed_memory() -> None:
+    """The mallopt half of tune_worker_process: process-wide and permanent, so once per process."""
+    import ctypes
+    import sys
+
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL("libc.so.6")

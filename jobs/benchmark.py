@@ -142,7 +142,7 @@ class Sampler:
         self.workers_seen = 0
         #: pid → (role, cpu seconds at first sight, latest cpu seconds); processes born during the run start at 0.
         self._cpu: dict[int, list] = {}
-        self._system: list[Any] = []
+        self._system: list[Any] | None = None  # Ray's own processes, found once
         self._started = 0.0
         self.wall_s = 0.0
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -157,8 +157,8 @@ class Sampler:
         """Accumulate user+system CPU per process, so a run's core-seconds can be split by role."""
         import psutil
 
-        if self._session and not self._system:
-            self._system = _session_system_processes(self._session)
+        if self._system is None:
+            self._system = _session_system_processes(self._session) if self._session else []
         for proc in [*procs, *self._system]:
             try:
                 t = proc.cpu_times()
