@@ -30,10 +30,6 @@ class Background:
     name: str
     rgb: tuple[int, int, int] | None
 
-    @property
-    def is_transparent(self) -> bool:
-        return self.rgb is None
-
 
 def parse_background(value: str) -> Background:
     """'white', 'blue', …, 'transparent' or '#RRGGBB' (case-insensitive) → Background; else ValueError.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from idphoto_ray.atomic import atomic_write_bytes
 from idphoto_ray.samples import astronaut, jpeg_bytes
 
 #: (width, height, share of the set) — landscape; a third of each size class is rotated to portrait.
@@ -75,18 +76,14 @@ def ensure_dataset(folder: str | Path, n: int, seed: int = 0, workers: int = 1) 
             made = [_write_one((root, i, seed)) for i in missing]
         for i, name in made:
             index[str(i)] = name
-        tmp = index_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index, sort_keys=True))
-        tmp.replace(index_file)
+        atomic_write_bytes(index_file, json.dumps(index, sort_keys=True).encode())
     return [root / index[str(i)] for i in range(n)]
 
 
 def _write_one(args: tuple[Path, int, int]) -> tuple[int, str]:
     root, i, seed = args
     name, data, _ = make_photo(i, seed)
-    tmp = root / f".{name}.tmp"
-    tmp.write_bytes(data)
-    tmp.replace(root / name)
+    atomic_write_bytes(root / name, data)
     return i, name
 
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from idphoto_ray.specs import PhotoSpec
+from idphoto_ray.types import Flag
 
 #: Face centre may sit this fraction of the width off the middle (ISO 19794-5: 0.45–0.55 W).
 MAX_CENTER_OFFSET = 0.05
@@ -115,7 +116,7 @@ def illumination_ratio(face_rgb: np.ndarray, mid_x: float) -> float:
 
 def spec_geometry(
     spec: PhotoSpec, crown_y: float, chin_y: float, eye_y: float, face_mid_x: float, face_width: float | None = None
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[Flag]]:
     """Output-space head geometry against the spec's rules (all inputs in output px)."""
     w, h = spec.size_px
     ratio = head_height_ratio(crown_y, chin_y, h)
@@ -133,41 +134,41 @@ def spec_geometry(
     }
     flags = []
     if not in_range(ratio, lo, hi):
-        flags.append("head_size_out_of_range")
+        flags.append(Flag.HEAD_SIZE_OUT_OF_RANGE)
     if not in_range(crown_mm, spec.crown_top_min_mm, spec.crown_top_max_mm):
-        flags.append("crown_margin_out_of_range")
+        flags.append(Flag.CROWN_MARGIN_OUT_OF_RANGE)
     if not in_range(eye_mm, spec.eye_bottom_min_mm, spec.eye_bottom_max_mm):
-        flags.append("eye_line_out_of_range")
+        flags.append(Flag.EYE_LINE_OUT_OF_RANGE)
     if abs(offset) > MAX_CENTER_OFFSET:
-        flags.append("face_off_center")
+        flags.append(Flag.FACE_OFF_CENTER)
     if face_width is not None:
         width_mm = face_width / px_per_mm(spec)
         metrics["face_width_mm"] = width_mm
         if not in_range(width_mm, spec.face_width_min_mm, spec.face_width_max_mm):
-            flags.append("face_width_out_of_range")
+            flags.append(Flag.FACE_WIDTH_OUT_OF_RANGE)
     return metrics, flags
 
 
-def pose(roll: float, yaw: float, max_roll: float, max_yaw: float) -> list[str]:
+def pose(roll: float, yaw: float, max_roll: float, max_yaw: float) -> list[Flag]:
     """Roll is measured before correction (it is corrected anyway, but a big tilt deserves a look)."""
     flags = []
     if abs(roll) > max_roll:
-        flags.append("roll_exceeds_limit")
+        flags.append(Flag.ROLL_EXCEEDS_LIMIT)
     if abs(yaw) > max_yaw:
-        flags.append("yaw_exceeds_limit")
+        flags.append(Flag.YAW_EXCEEDS_LIMIT)
     return flags
 
 
-def resolution(inter_eye_px: float, upscale: float, min_inter_eye_px: float) -> list[str]:
+def resolution(inter_eye_px: float, upscale: float, min_inter_eye_px: float) -> list[Flag]:
     flags = []
     if inter_eye_px < min_inter_eye_px:
-        flags.append("low_resolution")
+        flags.append(Flag.LOW_RESOLUTION)
     if upscale > MAX_UPSCALE:
-        flags.append("upscaled")
+        flags.append(Flag.UPSCALED)
     return flags
 
 
-def face_quality(face_rgb: np.ndarray, mid_x: float) -> tuple[dict[str, Any], list[str]]:
+def face_quality(face_rgb: np.ndarray, mid_x: float) -> tuple[dict[str, Any], list[Flag]]:
     """Sharpness, exposure and illumination uniformity of the face crop; mid_x is in crop coordinates.
 
     Metrics are flat floats (exposure = mean face luminance) so they drop straight into manifest columns.
@@ -177,13 +178,13 @@ def face_quality(face_rgb: np.ndarray, mid_x: float) -> tuple[dict[str, Any], li
     illum = illumination_ratio(face_rgb, mid_x)
     flags = []
     if sharp < MIN_SHARPNESS:
-        flags.append("blurry")
+        flags.append(Flag.BLURRY)
     if expo["under"] > MAX_EXPOSED_FRACTION or expo["mean"] < MIN_MEAN_LUMA:
-        flags.append("underexposed")
+        flags.append(Flag.UNDEREXPOSED)
     if expo["over"] > MAX_EXPOSED_FRACTION or expo["mean"] > MAX_MEAN_LUMA:
-        flags.append("overexposed")
+        flags.append(Flag.OVEREXPOSED)
     if illum < MIN_ILLUMINATION_RATIO:
-        flags.append("uneven_lighting")
+        flags.append(Flag.UNEVEN_LIGHTING)
     metrics = {
         "sharpness": sharp,
         "exposure": expo["mean"],

@@ -66,7 +66,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     config = config_from_args(args)
     if not config.input and not config.input_list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from idphoto_ray.config import JobConfig
-from idphoto_ray.pipeline import RunSummary, run_job
+from idphoto_ray.job.run import RunSummary, run_job
 from idphoto_ray.samples import write_samples
 
 

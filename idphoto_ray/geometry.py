@@ -250,10 +250,6 @@ class CropPlan:
     def scale(self) -> float:
         return self.out_w / self.w
 
-    @property
-    def upscale(self) -> float:
-        return self.scale
-
     def flags(self) -> list[str]:
         names = ("padded_top", "padded_sides", "missing_body_bottom", "crown_cut_by_frame")
         return [n for n in names if getattr(self, n)]

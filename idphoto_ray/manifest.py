@@ -1,12 +1,22 @@
-"""The manifest: one row per input per run, typed Arrow schema, readable by pandas and DuckDB."""
+"""The manifest: one row per input per run, typed Arrow schema, readable by pandas and DuckDB.
+
+This module owns the row: field names and types (SCHEMA), how a row is started from an input's identity,
+failed, filled from a `PhotoResult` (geometry converted to input pixels), timed (the core's steps folded
+into `timings_ms`) and checked against the schema. Search here for where any manifest column comes from.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+
+from idphoto_ray.types import Reason, Status, Step, TimingStage
+
+if TYPE_CHECKING:
+    from idphoto_ray.photo import PhotoResult
 
 OUTPUT_TYPE = pa.struct(
     [
@@ -22,7 +32,7 @@ BOX_TYPE = pa.struct([("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.floa
 EYES_TYPE = pa.struct(
     [("left_x", pa.float32()), ("left_y", pa.float32()), ("right_x", pa.float32()), ("right_y", pa.float32())]
 )
-TIMING_STAGES = ("decode", "segment", "detect", "refine", "compose", "encode", "write", "total")
+TIMING_STAGES = tuple(stage.value for stage in TimingStage)
 TIMINGS_TYPE = pa.struct([(name, pa.float32()) for name in TIMING_STAGES])
 
 SCHEMA = pa.schema(
@@ -53,33 +63,6 @@ SCHEMA = pa.schema(
     ]
 )
 
-COLUMN_DOCS: dict[str, str] = {
-    "input_path": "Input file as listed (URI for object stores).",
-    "input_id": "Id from the input list, else the path relative to the input root without extension.",
-    "input_bytes": "Size of the input file in bytes.",
-    "input_sha256": "SHA-256 of the input bytes; resume keys on it.",
-    "run_id": "The run that wrote the row; one row per input per run.",
-    "config_hash": "Hash of the options that change pixels or checks.",
-    "status": "ok, needs_review (see flags) or failed (see reason).",
-    "reason": "Failure code when failed, else null.",
-    "message": "Human-readable detail for the reason or the flags.",
-    "flags": "Compliance flags that sent the photo to review.",
-    "width": "Width of the (EXIF-rotated) input in pixels.",
-    "height": "Height of the (EXIF-rotated) input in pixels.",
-    "face_count": "Faces detected.",
-    "face_box": "Subject face box in input pixels (x0, y0, x1, y1).",
-    "eyes": "Subject eye centres in input pixels.",
-    "roll_deg": "Head roll before correction, degrees.",
-    "yaw_deg": "Yaw estimate from landmarks, degrees.",
-    "head_height_ratio": "Chin–crown / photo height, measured on the first spec's output.",
-    "inter_eye_px": "Distance between eye centres in input pixels (ICAO: ≥ 90).",
-    "sharpness": "Normalised variance of the Laplacian on the face.",
-    "exposure": "Mean face luminance, 0–255.",
-    "outputs": "Files written: spec, background, path, width, height, bytes.",
-    "timings_ms": "Milliseconds per stage for this photo.",
-}
-
-
 def empty_row() -> dict[str, Any]:
     """A row with every column present; stages fill what they know."""
     return {name: None for name in SCHEMA.names} | {"flags": [], "outputs": []}
@@ -87,6 +70,100 @@ def empty_row() -> dict[str, Any]:
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+#: Identity columns: kept even when the rest of a row is rejected by the schema.
+IDENTITY = ("input_path", "input_id", "input_bytes", "input_sha256", "run_id", "config_hash")
+
+#: Which `timings_ms` field each of the core's steps adds to.
+STAGE_OF_STEP: dict[Step, TimingStage] = {
+    Step.DECODE: TimingStage.DECODE, Step.SEGMENT: TimingStage.SEGMENT,
+    Step.DETECT: TimingStage.DETECT, Step.LANDMARKS: TimingStage.DETECT,
+    Step.MASK: TimingStage.REFINE, Step.LEVEL: TimingStage.REFINE, Step.CROP: TimingStage.REFINE,
+    Step.MATTING: TimingStage.REFINE, Step.DECONTAMINATE: TimingStage.REFINE,
+    Step.COMPOSE: TimingStage.COMPOSE, Step.ENCODE: TimingStage.ENCODE, Step.WRITE: TimingStage.WRITE,
+}
+
+#: PhotoResult metrics copied as plain floats (no pixel unit, or already in input pixels).
+_SCALAR_METRICS = ("roll_deg", "yaw_deg", "head_height_ratio", "inter_eye_px", "sharpness", "exposure")
+
+
+def new_row(
+    input_path: str, input_id: str, input_bytes: int, input_sha256: str, run_id: str, config_hash: str
+) -> dict[str, Any]:
+    """A row for one input of one run: identity filled, status ok until something says otherwise."""
+    row = empty_row()
+    row.update(input_path=input_path, input_id=input_id, input_bytes=input_bytes, input_sha256=input_sha256,
+               run_id=run_id, config_hash=config_hash, status=Status.OK.value, timings_ms={})
+    return row
+
+
+def fail(row: dict[str, Any], reason: Reason, message: str) -> None:
+    """Mark the row failed; a failed row has no flags and no outputs."""
+    row.update(status=Status.FAILED.value, reason=Reason(reason).value, message=message, flags=[], outputs=[])
+
+
+def add_time(row: dict[str, Any], step: Step | str, ms: float) -> None:
+    """Add `ms` to the `timings_ms` field `step` folds into (unknown steps are the core's detail, dropped)."""
+    stage = STAGE_OF_STEP.get(Step(step)) if step in Step._value2member_map_ else None
+    if stage is not None:
+        timings = row["timings_ms"]
+        timings[stage.value] = timings.get(stage.value, 0.0) + float(ms)
+
+
+def add_result(row: dict[str, Any], result: PhotoResult, source_scale: float) -> None:
+    """Status, flags, metrics and step timings of the image core's result.
+
+    The core works at the working resolution; manifest geometry is in input pixels, so boxes and eyes are
+    divided by `source_scale` (working px per input px).
+    """
+    for step, ms in result.timings_ms.items():
+        add_time(row, step, ms)
+    row.update(status=Status(result.status).value, reason=result.reason.value if result.reason else None,
+               message=result.message, flags=[flag.value for flag in result.flags])
+    metrics = result.metrics
+    inv = 1.0 / source_scale if source_scale else 1.0
+    row["face_count"] = metrics.get("face_count")
+    if metrics.get("face_box"):
+        row["face_box"] = {k: float(v) * inv for k, v in metrics["face_box"].items()}
+    if metrics.get("eyes"):
+        row["eyes"] = {k: float(v) * inv for k, v in metrics["eyes"].items()}
+    for key in _SCALAR_METRICS:
+        if metrics.get(key) is not None:
+            row[key] = float(metrics[key])
+
+
+def output_entry(spec: str, background: str, path: str, width: int, height: int, size: int) -> dict[str, Any]:
+    """One element of `outputs`."""
+    return {"spec": spec, "background": background, "path": path, "width": width, "height": height, "bytes": size}
+
+
+def finish_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Total the timings and check the row against the schema.
+
+    A row that does not fit must not take its batch down: it keeps its identity and reports the bug as
+    internal_error, naming the columns that did not fit.
+    """
+    timings = row["timings_ms"]
+    timings[TimingStage.TOTAL.value] = sum(v for k, v in timings.items() if k != TimingStage.TOTAL.value)
+    try:
+        rows_to_table([row])
+        return row
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        bad = [f.name for f in SCHEMA if not _fits(f, row.get(f.name))]
+        safe = empty_row()
+        for key in IDENTITY:
+            safe[key] = row.get(key)
+        fail(safe, Reason.INTERNAL_ERROR, f"manifest row rejected ({', '.join(bad)}): {exc}")
+        return safe
+
+
+def _fits(field: pa.Field, value: Any) -> bool:
+    try:
+        pa.array([value], type=field.type)
+        return True
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
 
 
 def read_manifest(manifest_dir: str, filesystem: Any = None) -> pa.Table:

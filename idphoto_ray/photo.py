@@ -38,7 +38,7 @@ from idphoto_ray.geometry import (
 from idphoto_ray.models.base import FaceDetector, FaceLandmarker
 from idphoto_ray.refine import closed_form_alpha, decontaminate, person_alpha, refine_alpha_crop
 from idphoto_ray.specs import PhotoSpec
-from idphoto_ray.types import Face, PhotoError, Reason, Status
+from idphoto_ray.types import Face, Flag, PhotoError, Reason, Status, Step
 
 #: Face-mesh results below this presence score are ignored (BlazeFace keypoints are used instead).
 MIN_LANDMARK_PRESENCE = 0.5
@@ -67,7 +67,7 @@ class PhotoResult:
     status: Status
     reason: Reason | None
     message: str
-    flags: list[str] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: list[RenderedOutput] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -91,12 +91,12 @@ class _Head:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+def _timed(timings: dict[str, float], step: Step) -> Iterator[None]:
     start = time.perf_counter()
     try:
         yield
     finally:
-        timings[step] = timings.get(step, 0.0) + (time.perf_counter() - start) * 1000.0
+        timings[step.value] = timings.get(step.value, 0.0) + (time.perf_counter() - start) * 1000.0
 
 
 def process_photo(
@@ -124,7 +124,7 @@ def process_photo(
         return PhotoResult(Status.FAILED, exc.reason, exc.message, [], metrics, [], timings)
     except Exception as exc:  # noqa: BLE001 - the boundary: one bad photo must not crash a batch
         return PhotoResult(Status.FAILED, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", [], metrics, [], timings)
-    unique = list(dict.fromkeys(flags))
+    unique = list(dict.fromkeys(Flag(f) for f in flags))  # Flag(): an unknown flag is a bug, caught here
     status = Status.NEEDS_REVIEW if unique else Status.OK
     return PhotoResult(status, None, "", unique, metrics, outputs, timings)
 
@@ -146,7 +146,7 @@ def _run(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise PhotoError(Reason.INTERNAL_ERROR, f"expected HxWx3 uint8 RGB, got {image.dtype} {image.shape}")
 
-    with _timed(timings, "detect"):
+    with _timed(timings, Step.DETECT):
         faces = detector([image])[0]
     metrics["face_count"] = len(faces)
     face = select_subject(faces, image.shape, options.multiple_face_ratio)
@@ -154,13 +154,13 @@ def _run(
 
     landmarks = None
     if landmarker is not None:
-        with _timed(timings, "landmarks"):
+        with _timed(timings, Step.LANDMARKS):
             points, presence = landmarker(image, face)
         metrics["landmark_presence"] = float(presence)
         if presence >= MIN_LANDMARK_PRESENCE:
             landmarks = points
     if landmarks is None:
-        flags.append("landmarks_unavailable")
+        flags.append(Flag.LANDMARKS_UNAVAILABLE)
 
     right_eye, left_eye = eye_centers(landmarks, face)
     chin = chin_point(landmarks, face)
@@ -177,14 +177,14 @@ def _run(
     metrics["inter_eye_px"] = checks.inter_eye_source_px(right_eye, left_eye, source_scale)
     flags += checks.pose(roll, yaw, options.max_roll_deg, options.max_yaw_deg)
 
-    with _timed(timings, "mask"):
+    with _timed(timings, Step.MASK):
         alpha = person_alpha(mask, image.shape, face.box)
     if float(alpha.max(initial=0.0)) < 0.5:
         raise PhotoError(Reason.NO_PERSON, "the person mask is empty around the detected face")
     if crown_touches_top(alpha, face.box[0], face.box[2]):
-        flags.append("crown_cut_by_frame")
+        flags.append(Flag.CROWN_CUT_BY_FRAME)
 
-    with _timed(timings, "level"):
+    with _timed(timings, Step.LEVEL):
         head = _level(image, alpha, face, right_eye, left_eye, chin, roll, face_width_px(landmarks, face))
 
     face_pixels = head.frame.region("image", *_face_bounds(head.box, head.frame.shape))
@@ -256,15 +256,15 @@ def _crop_layers(head: _Head, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, n
     )
 
 
-def _coverage_flags(valid: np.ndarray) -> list[str]:
+def _coverage_flags(valid: np.ndarray) -> list[Flag]:
     """Where the output shows pixels the source never had (rotation corners included)."""
     flags = []
     if valid[0].min() < COVERAGE_THRESHOLD:
-        flags.append("padded_top")
+        flags.append(Flag.PADDED_TOP)
     if valid[:, 0].min() < COVERAGE_THRESHOLD or valid[:, -1].min() < COVERAGE_THRESHOLD:
-        flags.append("padded_sides")
+        flags.append(Flag.PADDED_SIDES)
     if valid[-1].min() < COVERAGE_THRESHOLD:
-        flags.append("missing_body_bottom")
+        flags.append(Flag.MISSING_BODY_BOTTOM)
     return flags
 
 
@@ -278,23 +278,23 @@ def _render_spec(
 ) -> tuple[dict[str, Any], list[str]]:
     """Crop, matte, decontaminate once, then composite + encode per background; returns output-space checks."""
     plan = plan_crop(spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]), head.frame.shape)
-    with _timed(timings, "crop"):
+    with _timed(timings, Step.CROP):
         rgb, alpha, valid = _crop_layers(head, plan)
     flags = plan.flags() + _coverage_flags(valid)
 
     face_w_out = (head.box[2] - head.box[0]) * plan.scale
-    with _timed(timings, "matting"):
+    with _timed(timings, Step.MATTING):
         alpha = refine_alpha_crop(rgb, alpha, max(2, round(REFINE_RADIUS_FRACTION * face_w_out)))
         if options.matting == "closed-form":
             alpha = closed_form_alpha(rgb, alpha)
         alpha = (alpha * np.clip(valid, 0.0, 1.0)).astype(np.float32)
-    with _timed(timings, "decontaminate"):
+    with _timed(timings, Step.DECONTAMINATE):
         fg = decontaminate(rgb, alpha, options.decontamination) if options.decontaminate else rgb
 
     for background in backgrounds:
-        with _timed(timings, "compose"):
+        with _timed(timings, Step.COMPOSE):
             pixels = composite(fg, alpha, background)
-        with _timed(timings, "encode"):
+        with _timed(timings, Step.ENCODE):
             encoded = encode_image(
                 pixels, options.output_format, spec.dpi, options.jpeg_quality, options.max_kb, options.min_jpeg_quality
             )
@@ -302,7 +302,7 @@ def _render_spec(
         outputs.append(RenderedOutput(spec.name, background.name, encoded.data, encoded.width, encoded.height, ext))
 
     metrics, check_flags = _output_geometry(head, spec, plan, alpha)
-    metrics["upscale"] = plan.upscale
+    metrics["upscale"] = plan.scale
     metrics["placement"] = plan.placement
     return metrics, flags + check_flags
 

@@ -21,28 +21,102 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 )
 
 
-class Status(str, Enum):
-    OK = "ok"
-    NEEDS_REVIEW = "needs_review"
-    FAILED = "failed"
+class Documented(str, Enum):
+    """A vocabulary: stable strings that land in the manifest, each with a sentence for people (`doc`).
+
+    Members are written `NAME = ("value", "sentence")`; they compare equal to their string, and the README's
+    tables are checked against `doc` by tests/test_vocabularies.py.
+    """
+
+    doc: str
+
+    def __new__(cls, value: str, doc: str = "") -> Documented:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.doc = doc
+        return member
+
+    def __str__(self) -> str:
+        return self.value
 
 
-class Reason(str, Enum):
-    """Failure codes: exactly one per failed photo, stable strings that land in the manifest."""
+class Status(Documented):
+    OK = ("ok", "Every output was written and every check passed.")
+    NEEDS_REVIEW = ("needs_review", "Outputs were written, but a check raised a flag: a person should look.")
+    FAILED = ("failed", "No output: the reason says why.")
 
-    NOT_AN_IMAGE = "not_an_image"
-    DECODE_ERROR = "decode_error"
-    TOO_LARGE = "too_large"
-    UNSUPPORTED_MODE = "unsupported_mode"
-    NO_FACE = "no_face"
-    MULTIPLE_FACES = "multiple_faces"
-    NO_PERSON = "no_person"
-    SEGMENTATION_ERROR = "segmentation_error"
-    ENCODE_ERROR = "encode_error"
-    MAX_KB_UNREACHABLE = "max_kb_unreachable"
-    WRITE_ERROR = "write_error"
-    READ_ERROR = "read_error"
-    INTERNAL_ERROR = "internal_error"
+
+class Reason(Documented):
+    """Failure codes: exactly one per failed photo."""
+
+    NOT_AN_IMAGE = ("not_an_image", "The bytes are not an image format we can open.")
+    DECODE_ERROR = ("decode_error", "The file is an image but truncated or corrupt.")
+    TOO_LARGE = ("too_large", "More pixels than `max_pixels` (default 80 MP).")
+    UNSUPPORTED_MODE = ("unsupported_mode", "A pixel format we do not convert (e.g. CMYK with no profile).")
+    NO_FACE = ("no_face", "The face detector found no face.")
+    MULTIPLE_FACES = ("multiple_faces", "A second face at least half the area of the largest.")
+    NO_PERSON = ("no_person", "The person mask is empty at the face or above the eyes.")
+    SEGMENTATION_ERROR = ("segmentation_error", "The segmentation model raised on this photo.")
+    ENCODE_ERROR = ("encode_error", "The output could not be encoded.")
+    MAX_KB_UNREACHABLE = ("max_kb_unreachable", "Even the lowest allowed JPEG quality is over `max_kb`.")
+    WRITE_ERROR = ("write_error", "An output file could not be written.")
+    READ_ERROR = ("read_error", "The input could not be read (missing, unreadable or gone while listing).")
+    INTERNAL_ERROR = ("internal_error", "A bug: the message holds the exception.")
+
+
+class Flag(Documented):
+    """Review flags: each sends the photo to `needs_review`; outputs are still written."""
+
+    HEAD_SIZE_OUT_OF_RANGE = ("head_size_out_of_range", "Chin–crown height outside the spec's range.")
+    CROWN_MARGIN_OUT_OF_RANGE = ("crown_margin_out_of_range", "Space above the crown outside the spec's range.")
+    EYE_LINE_OUT_OF_RANGE = ("eye_line_out_of_range", "Eye height from the bottom outside the spec's range.")
+    FACE_OFF_CENTER = ("face_off_center", "The face's midline is too far from the photo's centre.")
+    FACE_WIDTH_OUT_OF_RANGE = ("face_width_out_of_range", "Face width outside the spec's range "
+                               "(cn-passport, cn-id-card).")
+    ROLL_EXCEEDS_LIMIT = ("roll_exceeds_limit", "Head roll over `max_roll_deg` before correction.")
+    YAW_EXCEEDS_LIMIT = ("yaw_exceeds_limit", "Head turned sideways more than `max_yaw_deg`.")
+    LOW_RESOLUTION = ("low_resolution", "Inter-eye distance under `min_inter_eye_px` (90) in the source.")
+    UPSCALED = ("upscaled", "The output enlarges the source: it will look soft.")
+    BLURRY = ("blurry", "Low Laplacian variance on the face.")
+    UNDEREXPOSED = ("underexposed", "Too much of the face is near black.")
+    OVEREXPOSED = ("overexposed", "Too much of the face is near white.")
+    UNEVEN_LIGHTING = ("uneven_lighting", "One half of the face much brighter than the other.")
+    PADDED_TOP = ("padded_top", "The crop reaches above the source: the top is filled in.")
+    PADDED_SIDES = ("padded_sides", "The crop reaches past the source's sides: they are filled in.")
+    MISSING_BODY_BOTTOM = ("missing_body_bottom", "The crop reaches below the source: the shoulders are cut.")
+    CROWN_CUT_BY_FRAME = ("crown_cut_by_frame", "The person touches the source's top edge: the crown is cut off.")
+    LANDMARKS_UNAVAILABLE = ("landmarks_unavailable", "No face mesh: eyes and chin come from the detector's "
+                             "keypoints, less precise.")
+
+
+class Step(Documented):
+    """What the image core and the job time per photo; the manifest folds them into `TimingStage`s."""
+
+    DECODE = ("decode", "Bytes to the model-size and working images (both decodes).")
+    SEGMENT = ("segment", "The segmentation model, per photo share of its batch.")
+    DETECT = ("detect", "Face detection.")
+    LANDMARKS = ("landmarks", "The face mesh.")
+    MASK = ("mask", "The model's mask brought to the working image.")
+    LEVEL = ("level", "Roll correction and finding the crown.")
+    CROP = ("crop", "Cutting each spec's crop from the leveled frame.")
+    MATTING = ("matting", "Refining the alpha on each crop (guided filter, closed form).")
+    DECONTAMINATE = ("decontaminate", "Removing the old background's colour from the hair's edge.")
+    COMPOSE = ("compose", "Putting the person on each background.")
+    ENCODE = ("encode", "JPEG/PNG encoding, including the search under `max_kb`.")
+    WRITE = ("write", "Writing the outputs.")
+
+
+class TimingStage(Documented):
+    """The fields of the manifest's `timings_ms`: milliseconds per stage for one photo."""
+
+    DECODE = ("decode", "Decoding the input (both decodes).")
+    SEGMENT = ("segment", "The segmentation model.")
+    DETECT = ("detect", "Face detection and the face mesh.")
+    REFINE = ("refine", "Mask, leveling, crop, matting and decontamination.")
+    COMPOSE = ("compose", "Compositing on the backgrounds.")
+    ENCODE = ("encode", "Encoding the outputs.")
+    WRITE = ("write", "Writing the outputs.")
+    TOTAL = ("total", "Sum of the above.")
 
 
 class PhotoError(Exception):

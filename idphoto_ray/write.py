@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import posixpath
-import tempfile
 
 import fsspec
 
+from idphoto_ray.atomic import atomic_write_bytes
 from idphoto_ray.read import is_local
 
 
@@ -16,18 +15,8 @@ def join(root: str, *parts: str) -> str:
 
 
 def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    """Never leaves a half file: local writes go to a temp file in the same folder, then rename."""
+    """Never leaves a half file: atomic on local disk (see idphoto_ray.atomic), one PUT on object stores."""
     if is_local(fs):
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_bytes(path, data)
     else:
         fs.pipe_file(path, data)

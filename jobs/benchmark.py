@@ -346,7 +346,7 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     import cv2
 
     from idphoto_ray.decode import decode_image
-    from idphoto_ray.pipeline import tune_worker_process
+    from idphoto_ray.job.worker import tune_worker_process
 
     _, seg, det, lm = _models("cpu", model, None)
     masks = []
@@ -445,7 +445,7 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
                      object_store_limit_mb: int | None = None, sample_interval_s: float = 0.5) -> dict[str, Any]:
     """run_job end to end on `files` (listed through an input-list CSV so any subset can be run)."""
     from idphoto_ray.config import JobConfig
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return results
     from idphoto_ray.benchdata import ensure_dataset, replicate
     from idphoto_ray.config import ProcessingOptions
-    from idphoto_ray.pipeline import init_ray
+    from idphoto_ray.job.run import init_ray
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     models = args.model or list(DEFAULT_MODELS)

@@ -10,7 +10,8 @@ import pytest
 from ray.data._internal.execution.backpressure_policy import ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY as POLICIES_KEY
 
 from idphoto_ray.config import JobConfig
-from idphoto_ray.pipeline import PhotoQueueBackpressure, plan_pool, photos_in_flight
+from idphoto_ray.job.pool import photos_in_flight, plan_pool
+from idphoto_ray.job.ray_private import PhotoQueueBackpressure
 from idphoto_ray.samples import write_samples
 
 
@@ -26,7 +27,7 @@ def test_default_scales_with_the_cluster_and_never_starves_a_batch():
 
 @pytest.mark.slow
 def test_reading_waits_while_the_bound_is_reached(tmp_path, ray_local, mediapipe_models, monkeypatch):
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     write_samples(tmp_path / "samples")
     source = tmp_path / "samples" / "portrait" / "upright.jpg"

@@ -44,7 +44,7 @@ def test_benchmark_smoke(ray_local, tmp_path, capsys):
     assert pipe["images"] == 20
     assert pipe["peak_rss_mb"] > 0 and pipe["peak_object_store_mb"] > 0
     operators = " ".join(op["operator"] for op in pipe["stages"])
-    assert "SegmentStage" in operators and "finish_batch" in operators
+    assert "SegmentStage" in operators and "FinishStage" in operators
     assert all(op.get("wall_s", 0) > 0 for op in pipe["stages"] if "SegmentStage" in op["operator"])
     cpu = pipe["cpu_seconds"]
     assert cpu["workers"] > 0 and cpu["driver"] > 0 and 0 < cpu["busy_fraction"]

@@ -13,17 +13,38 @@ from idphoto_ray.samples import write_samples
 pytestmark = pytest.mark.slow
 
 
-def test_actor_crash_mid_run_loses_nothing(tmp_path, monkeypatch, ray_local, mediapipe_models):
-    from idphoto_ray.pipeline import run_job
+def crashing_once(batch: int, marker: Path) -> type:
+    """A SegmentStage whose actor exits at its `batch`-th batch, once (the marker file remembers).
+
+    Made in a function so cloudpickle ships the class by value: the workers cannot import test modules.
+    """
+    import os
+
+    from idphoto_ray.job.stages import SegmentStage
+
+    class CrashingSegmentStage(SegmentStage):
+        calls = 0
+
+        def __call__(self, batch_in):
+            self.calls += 1
+            if self.calls == batch and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)
+            return super().__call__(batch_in)
+
+    return CrashingSegmentStage
+
+
+def test_actor_crash_mid_run_loses_nothing(tmp_path, ray_local, mediapipe_models):
+    from idphoto_ray.job.run import run_job
 
     write_samples(tmp_path / "in")
     marker = tmp_path / "crashed.pid"
-    monkeypatch.setenv("IDPHOTO_RAY_FAULT_INJECT", f"segment:3:{marker}")
     config = JobConfig(
         input=[str(tmp_path / "in")], output=str(tmp_path / "out"), specs=["cn-1inch"], backgrounds=["white"],
         batch_size=2, concurrency=1, device="cpu",
     )
-    summary = run_job(config, progress=False)
+    summary = run_job(config, progress=False, segment_stage=crashing_once(3, marker))
 
     assert marker.exists(), "the fault was never injected: the test proves nothing"
     rows = pq.read_table(tmp_path / "out" / "manifest").to_pylist()

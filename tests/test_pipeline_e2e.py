@@ -39,7 +39,7 @@ EXPECTED_FAILURES = {
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory, ray_local, mediapipe_models):
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     root = tmp_path_factory.mktemp("e2e")
     write_samples(root / "in")
@@ -122,7 +122,7 @@ def test_run_json_and_review_page(job):
 
 
 def test_resume_retries_failed_then_processes_nothing(job):
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     root, config, first = job
     resumed = config.model_copy(update={"resume": True})

@@ -1,7 +1,7 @@
 """Segmentation pool layout: one actor per GPU on cuda; CPU actors reserve no core and split the threads."""
 
 from idphoto_ray.config import JobConfig
-from idphoto_ray.pipeline import plan_pool
+from idphoto_ray.job.pool import plan_pool
 
 
 def test_cuda_gets_one_actor_per_gpu():

@@ -96,7 +96,7 @@ def parse(text: str) -> ReviewPage:
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory, ray_local, mediapipe_models):
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     root = tmp_path_factory.mktemp("review")
     write_samples(root / "in")

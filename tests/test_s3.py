@@ -47,7 +47,7 @@ def s3_endpoint():
 
 
 def test_bucket_in_bucket_out(s3_endpoint, ray_local, mediapipe_models):
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
     fs = s3fs.S3FileSystem(**options)

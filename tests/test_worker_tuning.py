@@ -11,7 +11,7 @@ PROBE = r"""
 import resource, sys
 import numpy as np
 if sys.argv[1] == "tuned":
-    from idphoto_ray.pipeline import tune_worker_process
+    from idphoto_ray.job.worker import tune_worker_process
     tune_worker_process()
     import cv2
     assert cv2.getNumThreads() == 1

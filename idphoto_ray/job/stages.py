@@ -1,0 +1,213 @@
+"""The job's three stages, one shape: a callable class that loads what it needs once, in `__init__`.
+
+prepare (tasks) → segment (actor pool) → finish (tasks). Ray Data runs callable classes on actor pools
+only; `as_tasks` runs one as tasks, with one instance per worker process. Each stage checks its input
+columns (`record.require`) and turns every per-photo error into data: a manifest row, never an exception
+escaping a batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from idphoto_ray import manifest
+from idphoto_ray.job import record
+from idphoto_ray.job.worker import tune_worker_process
+from idphoto_ray.read import InputItem, is_local
+from idphoto_ray.types import PhotoError, Reason, Step
+
+#: Per worker process: the live instance of each stage class run as tasks, and the build it came from.
+_LIVE: dict[type, tuple[str, Any]] = {}
+
+
+def as_tasks(stage: type, **kwargs: Any) -> Callable[[dict[str, np.ndarray]], Any]:
+    """A map_batches function that runs `stage(**kwargs)` as tasks, built once per worker process.
+
+    Building per batch would reload the face models (two ONNX sessions) every four photos. A worker that
+    served an earlier job rebuilds when it sees a new build (a fresh token). Ray Data names the operator
+    after the stage class.
+    """
+    token = os.urandom(8).hex()
+
+    def run(batch: dict[str, np.ndarray]) -> Any:
+        return _call_live(batch, stage=stage, token=token, kwargs=kwargs)
+
+    run.__name__ = run.__qualname__ = stage.__name__
+    return run
+
+
+def _call_live(batch: dict[str, np.ndarray], *, stage: type, token: str, kwargs: dict[str, Any]) -> Any:
+    live = _LIVE.get(stage)
+    if live is None or live[0] != token:
+        _LIVE[stage] = live = (token, stage(**kwargs))
+    return live[1](batch)
+
+
+class PrepareStage:
+    """bytes → the segmenter's square input; hashes the input; marks unchanged inputs for skipping."""
+
+    def __init__(self, items_ref: Any, done_ref: Any, options: Any, model_size: int) -> None:
+        tune_worker_process()
+        self.items: dict[str, InputItem] = ray.get(items_ref)
+        self.done: set[str] = ray.get(done_ref)
+        self.options = options
+        self.size = model_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from idphoto_ray.photo_path import prepare
+
+        record.require(batch, record.READ, "prepare")
+        n = len(batch["path"])
+        out: dict[str, np.ndarray] = {
+            "input_path": np.empty(n, dtype=object), "input_id": np.empty(n, dtype=object),
+            "name": np.empty(n, dtype=object), "input_bytes": np.zeros(n, dtype=np.int64),
+            "input_sha256": np.empty(n, dtype=object), "skip": np.zeros(n, dtype=bool),
+            "width": np.zeros(n, dtype=np.int32), "height": np.zeros(n, dtype=np.int32),
+            "reason": np.full(n, "", dtype=object), "message": np.full(n, "", dtype=object),
+            "decode_ms": np.zeros(n), "data": np.full(n, b"", dtype=object), "working": np.empty(n, dtype=object),
+            "scale": np.ones(n), "model_image": np.zeros((n, self.size, self.size, 3), dtype=np.uint8),
+        }
+        for i in range(n):
+            path = str(batch["path"][i])
+            data = bytes(batch["bytes"][i])
+            item = self.items.get(path) or self.items.get(path.lstrip("/"))
+            out["input_path"][i] = item.uri if item else path
+            out["input_id"][i] = item.input_id if item else path
+            out["name"][i] = item.name if item else path.rsplit("/", 1)[-1]
+            out["input_bytes"][i] = len(data)
+            out["input_sha256"][i] = sha = hashlib.sha256(data).hexdigest()
+            out["working"][i] = np.zeros((0, 0, 3), np.uint8)
+            if sha in self.done:
+                out["skip"][i] = True
+                continue
+            started = time.perf_counter()
+            try:
+                prepared = prepare(data, self.options, self.size)
+                out["model_image"][i] = prepared.model_image
+                out["width"][i], out["height"][i] = prepared.original_size
+                out["data"][i] = prepared.data
+                if prepared.working is not None:
+                    out["working"][i], out["scale"][i] = prepared.working, prepared.scale
+            except PhotoError as exc:
+                out["reason"][i], out["message"][i] = exc.reason.value, exc.message
+            except Exception as exc:  # noqa: BLE001 - one bad photo must not fail the batch
+                out["reason"][i], out["message"][i] = Reason.INTERNAL_ERROR.value, f"decode: {exc!r}"
+            out["decode_ms"][i] = (time.perf_counter() - started) * 1000
+        return out
+
+
+class SegmentStage:
+    """One ONNX Runtime session per actor, loaded once; runs the segmenter on batches of model-size images."""
+
+    def __init__(self, model_ref: Any, info: Any, device: str, threads: int, tensorrt: bool) -> None:
+        from idphoto_ray.models.registry import build_segmenter
+
+        self.segmenter = build_segmenter(
+            info, ray.get(model_ref), device=device, intra_op_num_threads=threads, tensorrt=tensorrt
+        )
+        self.size = self.segmenter.input_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from idphoto_ray.photo_path import quantize_masks
+
+        record.require(batch, record.PREPARED, "segment")
+        n = len(batch["input_path"])
+        images = batch.pop("model_image")
+        masks = np.zeros((n, self.size, self.size), dtype=np.uint8)
+        todo = [i for i in range(n) if record.ready(batch, i)]
+        seconds = np.zeros(n)
+        errors = np.full(n, "", dtype=object)
+        if todo:
+            started = time.perf_counter()
+            try:
+                masks[todo] = quantize_masks(self.segmenter([images[i] for i in todo]))
+            except Exception as exc:  # noqa: BLE001 - isolate the photo that breaks the batch
+                for i in todo:
+                    try:
+                        masks[i] = quantize_masks(self.segmenter([images[i]]))[0]
+                    except Exception as single:  # noqa: BLE001
+                        errors[i] = f"segmentation: {single!r} (batch error: {exc!r})"
+            seconds[todo] = (time.perf_counter() - started) * 1000 / len(todo)
+        return {**batch, "mask": masks, "segment_ms": seconds, "segment_error": errors}
+
+
+class FinishStage:
+    """Face detection + landmarks, refine, geometry, compose, encode, write; one manifest row per input."""
+
+    def __init__(self, face_refs: list, specs: list, backgrounds: list[str], options: Any, output_root: str,
+                 output_protocol: str, storage_options: dict, run_id: str, config_hash: str) -> None:
+        import fsspec
+
+        from idphoto_ray.photo_path import PhotoPath
+
+        tune_worker_process()
+        blazeface, face_mesh = ray.get(face_refs)
+        self.path = PhotoPath.load(specs, backgrounds, options, blazeface=blazeface, face_mesh=face_mesh)
+        self.root = output_root
+        local = output_protocol in ("file", "local")
+        self.fs = fsspec.filesystem(output_protocol, **({} if local else storage_options))
+        self.run_id, self.config_hash = run_id, config_hash
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        record.require(batch, record.SEGMENTED, "finish")
+        rows = []
+        for i in range(len(batch["input_path"])):
+            if batch["skip"][i]:
+                continue
+            row = manifest.new_row(str(batch["input_path"][i]), str(batch["input_id"][i]),
+                                   int(batch["input_bytes"][i]), str(batch["input_sha256"][i]),
+                                   self.run_id, self.config_hash)
+            try:
+                self._finish(row, batch, i)
+            except Exception as exc:  # noqa: BLE001 - the row must be written whatever happened
+                manifest.fail(row, Reason.INTERNAL_ERROR, f"finish: {exc!r}")
+            rows.append(manifest.finish_row(row))
+        return manifest.rows_to_table(rows)
+
+    def _finish(self, row: dict[str, Any], batch: dict[str, np.ndarray], i: int) -> None:
+        from idphoto_ray.photo_path import Prepared, working_image, write_outputs
+        from idphoto_ray.review import write_thumbnail
+
+        if batch["width"][i]:
+            row["width"], row["height"] = int(batch["width"][i]), int(batch["height"][i])
+        prepared = Prepared(np.zeros(0, np.uint8), (row["width"], row["height"]), bytes(batch["data"][i]),
+                            batch["working"][i], float(batch["scale"][i]),
+                            {Step.DECODE.value: float(batch["decode_ms"][i])})
+        try:
+            if batch["reason"][i]:
+                raise PhotoError(Reason(batch["reason"][i]), str(batch["message"][i]))
+            image, scale = working_image(prepared, self.path.options)
+        except PhotoError as exc:
+            manifest.fail(row, exc.reason, exc.message)
+            return
+        finally:
+            manifest.add_time(row, Step.DECODE, prepared.timings_ms[Step.DECODE.value])
+            manifest.add_time(row, Step.SEGMENT, float(batch["segment_ms"][i]))
+        name = str(batch["name"][i])
+        write_thumbnail(self.fs, self.root, name, image)
+        if batch["segment_error"][i]:
+            manifest.fail(row, Reason.SEGMENTATION_ERROR, str(batch["segment_error"][i]))
+            return
+        result = self.path.finish_image(image, scale, batch["mask"][i])
+        manifest.add_result(row, result, scale)
+        if row["status"] == "failed":
+            return
+        started = time.perf_counter()
+        try:
+            written = write_outputs(self.fs, self.root, name, result.outputs)
+            row["outputs"] = [manifest.output_entry(out.spec, out.background, self._uri(path), out.width,
+                                                    out.height, len(out.data)) for path, out in written]
+        except OSError as exc:
+            manifest.fail(row, Reason.WRITE_ERROR, str(exc))
+        manifest.add_time(row, Step.WRITE, (time.perf_counter() - started) * 1000)
+
+    def _uri(self, path: str) -> str:
+        return path if is_local(self.fs) else self.fs.unstrip_protocol(path)
