@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Device = Literal["auto", "cpu", "cuda"]
+from idphoto_ray.types import Device
 
 
 class Preprocess(BaseModel):

@@ -135,7 +135,8 @@ def add_result(row: dict[str, Any], result: PhotoResult, source_scale: float) ->
 
 def output_entry(spec: str, background: str, path: str, width: int, height: int, size: int) -> dict[str, Any]:
     """One element of `outputs`."""
-    return {"spec": spec, "background": background, "path": path, "width": width, "height": height, "bytes": size}
+    return {"spec": spec, "background": background, "path": path, "width": width, "height": height,
+            "bytes": size}
 
 
 def finish_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@
     prepared = path.prepare(data, model_size=segmenter.input_size)
     mask = quantize_masks(segmenter([prepared.model_image]))[0]
     result = path.finish(prepared, mask)                        # PhotoResult: encoded outputs as bytes
-    outputs = write_outputs(fs, root, name, result)             # the job writes files; a service returns bytes
+    written = write_outputs(fs, root, name, result.outputs)     # the job writes; a service returns bytes
 
 `prepare` and `finish` raise nothing for a bad photo: `prepare` raises `PhotoError` (the caller records
 the reason), `finish` returns a failed `PhotoResult`. A face-detector region of interest for segmentation
@@ -60,7 +60,8 @@ def prepare(data: bytes, options: ProcessingOptions, model_size: int) -> Prepare
     ms = (time.perf_counter() - started) * 1000
     if decoded.reduced:
         return Prepared(model_image, decoded.original_size, data, None, 1.0, {Step.DECODE.value: ms})
-    return Prepared(model_image, decoded.original_size, b"", decoded.rgb, decoded.scale, {Step.DECODE.value: ms})
+    return Prepared(model_image, decoded.original_size, b"", decoded.rgb, decoded.scale,
+                    {Step.DECODE.value: ms})
 
 
 def working_image(prepared: Prepared, options: ProcessingOptions) -> tuple[np.ndarray, float]:
@@ -72,7 +73,8 @@ def working_image(prepared: Prepared, options: ProcessingOptions) -> tuple[np.nd
         return prepared.working, prepared.scale
     started = time.perf_counter()
     try:
-        decoded = decode_image(prepared.data, long_side=options.working_long_side, max_pixels=options.max_pixels)
+        decoded = decode_image(prepared.data, long_side=options.working_long_side,
+                               max_pixels=options.max_pixels)
     finally:
         key = Step.DECODE.value
         prepared.timings_ms[key] = prepared.timings_ms.get(key, 0.0) + (time.perf_counter() - started) * 1000
@@ -114,8 +116,9 @@ class PhotoPath:
 
     def finish_image(self, image: np.ndarray, scale: float, mask: np.ndarray) -> PhotoResult:
         """Every spec × background from the working image and the uint8 model-size mask; never raises."""
-        return process_photo(image, mask.astype(np.float32) / 255.0, self.detector, self.landmarker, self.specs,
-                             self.backgrounds, self.options, source_scale=scale)
+        alpha = mask.astype(np.float32) / 255.0
+        return process_photo(image, alpha, self.detector, self.landmarker, self.specs, self.backgrounds,
+                             self.options, source_scale=scale)
 
     def finish(self, prepared: Prepared, mask: np.ndarray) -> PhotoResult:
         """`prepare`'s result and the segmenter's uint8 mask → encoded outputs; never raises."""

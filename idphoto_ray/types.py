@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 
@@ -19,6 +20,10 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "right_ear_tragion",
     "left_ear_tragion",
 )
+
+
+#: Where models run: auto = CUDA when the cluster has GPUs and the GPU build is installed, else CPU.
+Device = Literal["auto", "cpu", "cuda"]
 
 
 class Documented(str, Enum):
@@ -68,7 +73,8 @@ class Flag(Documented):
     """Review flags: each sends the photo to `needs_review`; outputs are still written."""
 
     HEAD_SIZE_OUT_OF_RANGE = ("head_size_out_of_range", "Chin–crown height outside the spec's range.")
-    CROWN_MARGIN_OUT_OF_RANGE = ("crown_margin_out_of_range", "Space above the crown outside the spec's range.")
+    CROWN_MARGIN_OUT_OF_RANGE = ("crown_margin_out_of_range", "Space above the crown outside the spec's "
+                                 "range.")
     EYE_LINE_OUT_OF_RANGE = ("eye_line_out_of_range", "Eye height from the bottom outside the spec's range.")
     FACE_OFF_CENTER = ("face_off_center", "The face's midline is too far from the photo's centre.")
     FACE_WIDTH_OUT_OF_RANGE = ("face_width_out_of_range", "Face width outside the spec's range "
@@ -84,7 +90,8 @@ class Flag(Documented):
     PADDED_TOP = ("padded_top", "The crop reaches above the source: the top is filled in.")
     PADDED_SIDES = ("padded_sides", "The crop reaches past the source's sides: they are filled in.")
     MISSING_BODY_BOTTOM = ("missing_body_bottom", "The crop reaches below the source: the shoulders are cut.")
-    CROWN_CUT_BY_FRAME = ("crown_cut_by_frame", "The person touches the source's top edge: the crown is cut off.")
+    CROWN_CUT_BY_FRAME = ("crown_cut_by_frame", "The person touches the source's top edge: the crown is cut "
+                          "off.")
     LANDMARKS_UNAVAILABLE = ("landmarks_unavailable", "No face mesh: eyes and chin come from the detector's "
                              "keypoints, less precise.")
 

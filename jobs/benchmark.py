@@ -19,8 +19,7 @@ Figures, all photos/s, measured in one process on the same machine and model:
              (`--baseline-sample`). rembg.remove is not used: it cannot fetch models here, and it would
              run the same ORT session per image anyway.
 
-Per-stage times come from Ray Data's own `ds.stats()` (captured by wrapping Dataset.write_parquet for the
-duration of run_job). Peak RSS sums driver + Ray worker processes (psutil, sampled in a thread); peak
+Per-stage times come from Ray Data's own `ds.stats()` (`RunSummary.stats`). Peak RSS sums driver + Ray worker processes (psutil, sampled in a thread); peak
 object store is the raylet's `object_store_bytes_used`, sampled likewise.
 """
 
@@ -41,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -230,72 +229,65 @@ class Sampler:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _models(device: str, model: str, threads: int) -> tuple[Any, Any, Any, Any]:
-    from idphoto_ray.models.face_detect import BlazeFaceDetector
-    from idphoto_ray.models.face_mesh import FaceMeshLandmarker
-    from idphoto_ray.models.mediapipe_fetch import ensure
+def _segmenter(device: str, model: str, threads: int | None) -> tuple[Any, Any]:
     from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
 
     info, path = resolve_segmenter(model)
-    seg = build_segmenter(info, path.read_bytes(), device=device, intra_op_num_threads=threads)
-    det = BlazeFaceDetector(ensure("blazeface").read_bytes(), intra_op_num_threads=1)
-    lm = FaceMeshLandmarker(ensure("face-mesh").read_bytes(), intra_op_num_threads=1)
-    return info, seg, det, lm
+    return info, build_segmenter(info, path.read_bytes(), device=device, intra_op_num_threads=threads)
+
+
+def _photo_path(specs: list, bgs: list, options: Any) -> Any:
+    """The job's photo path (face models loaded once) for specs and background names."""
+    from idphoto_ray.photo_path import PhotoPath
+
+    return PhotoPath.load(specs, bgs, options)
 
 
 def _specs_backgrounds(specs: list[str], backgrounds: list[str]) -> tuple[list, list]:
-    from idphoto_ray.backgrounds import parse_background
     from idphoto_ray.specs import all_specs
 
     catalogue = all_specs()
-    return [catalogue[s] for s in specs], [parse_background(b) for b in backgrounds]
+    return [catalogue[s] for s in specs], list(backgrounds)
 
 
-def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, det: Any, lm: Any, specs: list,
-                bgs: list, options: Any, out_root: str, steps: dict[str, float]) -> str:
-    """One photo the way the pipeline's prepare + finish stages treat it; the baseline (mask None) decodes
-    once and segments in line, as a user's loop would."""
+def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, path: Any, out_root: str,
+                steps: dict[str, float]) -> str:
+    """One photo through the job's photo path (photo_path: prepare, working image, finish, write); the
+    baseline (mask None) decodes once and segments in line, as a user's loop would."""
     import fsspec
 
     from idphoto_ray.decode import decode_image
-    from idphoto_ray.models.segmenters import model_input
-    from idphoto_ray.photo import process_photo
+    from idphoto_ray.photo_path import prepare, quantize_masks, working_image, write_outputs
     from idphoto_ray.review import write_thumbnail
     from idphoto_ray.types import PhotoError
-    from idphoto_ray.write import join, write_bytes
 
     fs = fsspec.filesystem("file")
+    options = path.options
     t0 = time.perf_counter()
     hashlib.sha256(data).hexdigest()
     try:
-        decoded = None
-        if mask is not None:  # the pipeline's prepare: a model-size decode (JPEG) or the only decode (others)
-            size = mask.shape[0]
-            prepared = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels,
-                                    cover=size)
-            model_input(prepared.rgb, size)
+        if mask is not None:  # the job's prepare: a model-size decode (JPEG) or the only decode (others)
+            prepared = prepare(data, options, mask.shape[0])
             steps["prepare"] = steps.get("prepare", 0.0) + (time.perf_counter() - t0) * 1000
             t0 = time.perf_counter()
-            decoded = None if prepared.reduced else prepared
-        if decoded is None:
+            image, scale = working_image(prepared, options)
+        else:
             decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
+            image, scale = decoded.rgb, decoded.scale
     except PhotoError:
         return "failed"
     t1 = time.perf_counter()
     steps["decode"] = steps.get("decode", 0.0) + (t1 - t0) * 1000
     if mask is None:
-        mask = seg([decoded.rgb])[0]
+        mask = quantize_masks(seg([image]))[0]
         steps["segment"] = steps.get("segment", 0.0) + (time.perf_counter() - t1) * 1000
-    else:
-        mask = mask.astype(np.float32) / 255.0
     t2 = time.perf_counter()
-    write_thumbnail(fs, out_root, name, decoded.rgb)
-    result = process_photo(decoded.rgb, mask, det, lm, specs, bgs, options, source_scale=decoded.scale)
+    write_thumbnail(fs, out_root, name, image)
+    result = path.finish_image(image, scale, mask)
     for step, ms in result.timings_ms.items():
         steps[step] = steps.get(step, 0.0) + ms
     t3 = time.perf_counter()
-    for out in result.outputs:
-        write_bytes(fs, join(out_root, out.spec, out.background, f"{name}.{out.ext}"), out.data)
+    write_outputs(fs, out_root, name, result.outputs)
     t4 = time.perf_counter()
     steps["write"] = steps.get("write", 0.0) + (t4 - t3) * 1000
     steps["finish_other"] = steps.get("finish_other", 0.0) + (t3 - t2) * 1000 - sum(result.timings_ms.values())
@@ -316,7 +308,7 @@ def measure_bound(model: str, device: str, threads: int, batch: int, files: list
     from idphoto_ray.decode import decode_image
     from idphoto_ray.models.segmenters import preprocess_batch
 
-    info, seg, _, _ = _models(device, model, threads)
+    info, seg = _segmenter(device, model, threads)
     images = [decode_image(f.read_bytes(), long_side=options.working_long_side).rgb for f in files[: max(batch, 8)]]
     x = preprocess_batch(images, info.preprocess)
     while len(x) < batch:
@@ -348,11 +340,14 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     from idphoto_ray.decode import decode_image
     from idphoto_ray.job.worker import tune_worker_process
 
-    _, seg, det, lm = _models("cpu", model, None)
+    from idphoto_ray.photo_path import quantize_masks
+
+    _, seg = _segmenter("cpu", model, None)
+    path = _photo_path(specs, bgs, options)
     masks = []
     for f in files:
         rgb = decode_image(f.read_bytes(), long_side=options.working_long_side).rgb
-        masks.append(np.clip(seg([rgb])[0] * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        masks.append(quantize_masks(seg([rgb]))[0])
     del seg
     datas = [f.read_bytes() for f in files]
     steps: dict[str, float] = {}
@@ -361,11 +356,10 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     tune_worker_process()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-cpu-") as out:
-            _warm_up(lambda k: _finish_one(datas[k], f"warmup{k}", masks[k], None, det, lm, specs, bgs, options, out,
-                                           {}), len(datas))
+            _warm_up(lambda k: _finish_one(datas[k], f"warmup{k}", masks[k], None, path, out, {}), len(datas))
             started = time.perf_counter()
             for i, (data, mask) in enumerate(zip(datas, masks)):
-                status = _finish_one(data, f"p{i}", mask, None, det, lm, specs, bgs, options, out, steps)
+                status = _finish_one(data, f"p{i}", mask, None, path, out, steps)
                 statuses[status] = statuses.get(status, 0) + 1
             elapsed = time.perf_counter() - started
     finally:
@@ -378,39 +372,20 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
 def measure_baseline(model: str, device: str, threads: int, files: list[Path], options: Any, specs: list,
                      bgs: list) -> dict[str, Any]:
     """Sequential per-photo loop with one reused session, batch 1."""
-    _, seg, det, lm = _models(device, model, threads)
+    _, seg = _segmenter(device, model, threads)
+    path = _photo_path(specs, bgs, options)
     steps: dict[str, float] = {}
     statuses: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-base-") as out:
-        _warm_up(lambda k: _finish_one(files[k].read_bytes(), f"warmup{k}", None, seg, det, lm, specs, bgs, options,
-                                       out, {}), len(files))
+        _warm_up(lambda k: _finish_one(files[k].read_bytes(), f"warmup{k}", None, seg, path, out, {}), len(files))
         started = time.perf_counter()
         for i, f in enumerate(files):
-            status = _finish_one(f.read_bytes(), f"p{i}", None, seg, det, lm, specs, bgs, options, out, steps)
+            status = _finish_one(f.read_bytes(), f"p{i}", None, seg, path, out, steps)
             statuses[status] = statuses.get(status, 0) + 1
         elapsed = time.perf_counter() - started
     n = len(files)
     return {"photos_per_s": n / elapsed, "images": n, "seconds": elapsed, "statuses": statuses, "threads": threads,
             "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
-
-
-@contextlib.contextmanager
-def _capture_dataset() -> Iterator[list]:
-    """Record the Dataset that run_job writes, so its ds.stats() can be read afterwards."""
-    import ray.data
-
-    seen: list = []
-    original = ray.data.Dataset.write_parquet
-
-    def write_parquet(self, *args: Any, **kwargs: Any) -> Any:
-        seen.append(self)
-        return original(self, *args, **kwargs)
-
-    ray.data.Dataset.write_parquet = write_parquet
-    try:
-        yield seen
-    finally:
-        ray.data.Dataset.write_parquet = original
 
 
 _OP_RE = re.compile(r"^Operator \d+ (?P<name>.+?): (?P<tasks>\d+) tasks executed")
@@ -457,12 +432,9 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
         concurrency=actors, intra_op_num_threads=threads, specs=specs, backgrounds=bgs, processing=options,
         object_store_limit_mb=object_store_limit_mb,
     )
-    with _capture_dataset() as seen, Sampler(sample_interval_s, gpu=device == "cuda") as sampler:
+    with Sampler(sample_interval_s, gpu=device == "cuda") as sampler:
         summary = run_job(config, progress=False)
-    stats_text = ""
-    if seen:
-        with contextlib.suppress(Exception):
-            stats_text = seen[-1].stats()
+    stats_text = summary.stats
     run_info = json.loads((out_dir / "out" / "run.json").read_text())
     p = sampler.peaks
     result = {

@@ -56,3 +56,21 @@ def test_input_list_errors_name_the_file(tmp_path):
     dup.write_text("path,id\na.jpg,7\nb.jpg,7\n")
     with pytest.raises(ValueError, match="repeats ids: 7"):
         list_inputs([], input_list=str(dup))
+
+
+def test_input_filesystem_is_the_photos_not_the_input_list(tmp_path):
+    """A local input list may name photos in a bucket: Ray must read them through the bucket's filesystem."""
+    from idphoto_ray.job.run import input_filesystem
+    from idphoto_ray.read import list_inputs, protocol_of
+
+    listing = tmp_path / "inputs.csv"
+    listing.write_text("path\ns3://photos/a.jpg\ns3://photos/b.jpg\n")
+    protocol, items = list_inputs([], str(listing), {"anon": True})
+    assert protocol == "s3"
+    fs = input_filesystem(items, protocol, {"anon": True})
+    assert protocol_of(fs) == "s3"
+    local = tmp_path / "in"
+    local.mkdir()
+    (local / "a.jpg").write_bytes(b"x")
+    protocol, items = list_inputs([str(local)], None, None)
+    assert input_filesystem(items, protocol, {}) is None

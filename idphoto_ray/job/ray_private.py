@@ -45,7 +45,8 @@ class PhotoQueueBackpressure(BackpressurePolicy):
         super().__init__(data_context, topology, resource_manager)
         self._cap, self._per_read = data_context.get_config(_IN_FLIGHT_KEY) or (0, 0)
         ops = list(topology)
-        self._readers = [op for op in ops if any(isinstance(dep, InputDataBuffer) for dep in op.input_dependencies)]
+        self._readers = [op for op in ops
+                         if any(isinstance(dep, InputDataBuffer) for dep in op.input_dependencies)]
         self._sinks = [op for op in ops if not op.output_dependencies]
 
     @property
@@ -63,7 +64,8 @@ class PhotoQueueBackpressure(BackpressurePolicy):
         for op in self._sinks:
             metrics = op.metrics
             pending = getattr(metrics, "_pending_task_inputs", None)
-            finished += metrics.rows_inputs_of_submitted_tasks - (pending.num_rows() if pending is not None else 0)
+            waiting = pending.num_rows() if pending is not None else 0
+            finished += metrics.rows_inputs_of_submitted_tasks - waiting
         return read - finished
 
     def can_add_input(self, op: Any) -> bool:
@@ -81,8 +83,8 @@ class JobContext:
     def bound_photos(self, cap: int, photos_per_read: int) -> None:
         """Adds the photo-count policy to Ray Data's own (they all must agree before a read starts)."""
         if InputDataBuffer is None:
-            log.warning("this Ray has no backpressure-policy interface where idphoto-ray expects it: memory is "
-                        "bounded by Ray Data's object-store budget only (set object_store_limit_mb)")
+            log.warning("this Ray has no backpressure-policy interface where idphoto-ray expects it: memory "
+                        "is bounded by Ray Data's object-store budget only (set object_store_limit_mb)")
             return
         key = ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY
         policies = list(self.ctx.get_config(key, ENABLED_BACKPRESSURE_POLICIES))
@@ -100,7 +102,8 @@ def job_data_context() -> Iterator[JobContext]:
     ctx = ray.data.DataContext.get_current()
     saved = {name: getattr(ctx, name) for name in _JOB_SETTINGS}
     limits = ctx.execution_options.resource_limits
-    policies = ctx.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY) if InputDataBuffer is not None else None
+    has_policies = InputDataBuffer is not None
+    policies = ctx.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY) if has_policies else None
     try:
         yield JobContext(ctx)
     finally:

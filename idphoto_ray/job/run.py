@@ -96,8 +96,8 @@ def input_filesystem(items: list[InputItem], protocol: str, storage_options: dic
 
 
 def _package_versions() -> dict[str, str]:
-    names = ("idphoto-ray", "ray", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow", "opencv-python-headless",
-             "pyarrow", "rembg")
+    names = ("idphoto-ray", "ray", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow",
+             "opencv-python-headless", "pyarrow", "rembg")
     versions = {}
     for name in names:
         try:
@@ -178,16 +178,17 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         job.bound_photos(photos_in_flight(config, cpus, pool), -(-len(paths) // blocks))
         ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem,
                                         override_num_blocks=blocks)
-        prepare = as_tasks(PrepareStage, items_ref=items_ref, done_ref=ray.put(done), options=config.processing,
-                           model_size=seg_info.preprocess.input_size)
+        prepare = as_tasks(PrepareStage, items_ref=items_ref, done_ref=ray.put(done),
+                           options=config.processing, model_size=seg_info.preprocess.input_size)
         ds = ds.map_batches(prepare, batch_size=8, batch_format="numpy")
         seg_kwargs: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
         if pool.gpus_per_actor:
             seg_kwargs["num_gpus"] = pool.gpus_per_actor
         ds = ds.map_batches(
             segment_stage,
-            fn_constructor_kwargs={"model_ref": model_refs["segmenter"], "info": seg_info, "device": config.device,
-                                   "threads": pool.threads, "tensorrt": config.tensorrt},
+            fn_constructor_kwargs={"model_ref": model_refs["segmenter"], "info": seg_info,
+                                   "device": config.device, "threads": pool.threads,
+                                   "tensorrt": config.tensorrt},
             compute=ray.data.ActorPoolStrategy(size=pool.actors, max_tasks_in_flight_per_actor=2),
             batch_size=pool.batch_size,
             batch_format="numpy",
@@ -211,7 +212,8 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     # The page shows the latest result of every listed input under this config, so a resumed run that
     # skipped most photos still shows the whole batch.
     current = latest_rows(table.filter(pc.equal(table.column("config_hash"), config_hash)))
-    current = current.filter(pc.is_in(current.column("input_path"), value_set=pa.array([it.uri for it in items])))
+    listed = pa.array([it.uri for it in items])
+    current = current.filter(pc.is_in(current.column("input_path"), value_set=listed))
     write_review(current, out_fs, out_root, review_path, {it.uri: it.name for it in items},
                  ok_sample=config.review_ok_sample)
     summary.review_html = review_path
@@ -245,7 +247,7 @@ def _summarise(run_id: str, output: str, listed: int, skipped: int, rows: pa.Tab
     reasons: dict[str, int] = {}
     flags: dict[str, int] = {}
     for status, reason, row_flags in zip(
-        rows.column("status").to_pylist(), rows.column("reason").to_pylist(), rows.column("flags").to_pylist()
+        *(rows.column(name).to_pylist() for name in ("status", "reason", "flags")), strict=True
     ):
         counts[status] = counts.get(status, 0) + 1
         if reason:

@@ -72,7 +72,8 @@ class PrepareStage:
             "input_sha256": np.empty(n, dtype=object), "skip": np.zeros(n, dtype=bool),
             "width": np.zeros(n, dtype=np.int32), "height": np.zeros(n, dtype=np.int32),
             "reason": np.full(n, "", dtype=object), "message": np.full(n, "", dtype=object),
-            "decode_ms": np.zeros(n), "data": np.full(n, b"", dtype=object), "working": np.empty(n, dtype=object),
+            "decode_ms": np.zeros(n), "data": np.full(n, b"", dtype=object),
+            "working": np.empty(n, dtype=object),
             "scale": np.ones(n), "model_image": np.zeros((n, self.size, self.size, 3), dtype=np.uint8),
         }
         for i in range(n):
