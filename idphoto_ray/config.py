@@ -23,9 +23,9 @@ class Preprocess(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input_size: int = Field(320, gt=0, description="Square model input side in pixels.")
-    scale: Literal["unit", "image_max", "minus_one_one"] = Field(
+    scale: Literal["unit", "image_max", "minus_one_one", "raw"] = Field(
         "image_max",
-        description="unit: x/255; image_max: x/max(x) as rembg does; minus_one_one: x/127.5-1.",
+        description="unit: x/255; image_max: x/max(x) as rembg does; minus_one_one: x/127.5-1; raw: x (0-255).",
     )
     mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="Per-channel mean after scaling.")
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="Per-channel std after scaling.")
@@ -77,7 +77,10 @@ class JobConfig(BaseModel):
     specs: list[str] = Field(default_factory=lambda: ["cn-1inch"], description="Photo specs to make for each input.")
     backgrounds: list[str] = Field(default_factory=lambda: ["blue"], description="Backgrounds: names, #RRGGBB or transparent.")
     spec_files: list[str] = Field(default_factory=list, description="Extra YAML spec catalogues merged over the built-ins.")
-    model: str = Field("mediapipe-selfie", description="Segmentation model name from `idphoto-ray models list`.")
+    model: str = Field(
+        "auto", description="Segmentation model from `idphoto-ray models list`; auto: isnet when it is in the model "
+        "home, else mediapipe-selfie (never downloads)."
+    )
     model_uri: str | None = Field(None, description="Any ONNX segmenter at a path or URI; needs `preprocess`.")
     preprocess: Preprocess | None = Field(None, description="Declared preprocessing for model_uri.")
     device: Device = Field("auto", description="auto: CUDA when available else CPU; cuda: fail if CUDA is missing.")
@@ -114,11 +117,16 @@ class JobConfig(BaseModel):
             raise ValueError("backgrounds must name at least one background")
         return self
 
-    def config_hash(self) -> str:
-        """Hash of everything that changes the pixels or the checks; resume keys on it."""
+    def config_hash(self, model_sha256: str | None = None) -> str:
+        """Hash of everything that changes the pixels or the checks; resume keys on it.
+
+        The job passes the config with `model` resolved (never `auto`) and the weights' sha256, so two
+        models, or two versions of one file, never share a hash.
+        """
         relevant = self.model_dump(
             include={"specs", "backgrounds", "spec_files", "model", "model_uri", "preprocess", "processing"}
         )
+        relevant["model_sha256"] = model_sha256
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -101,14 +101,13 @@ class PhotoPath:
     def load(cls, specs: list[PhotoSpec], backgrounds: list[str], options: ProcessingOptions,
              blazeface: bytes | None = None, face_mesh: bytes | None = None) -> PhotoPath:
         """Build the face models from their bytes (the job ships them), else from the model home."""
-        from idphoto_ray.models.face_detect import BlazeFaceDetector
-        from idphoto_ray.models.face_mesh import FaceMeshLandmarker
-        from idphoto_ray.models.mediapipe_fetch import ensure
+        from idphoto_ray.models.registry import build_face_detector, build_face_landmarker, face_model_paths
 
-        blazeface = blazeface if blazeface is not None else ensure("blazeface").read_bytes()
-        face_mesh = face_mesh if face_mesh is not None else ensure("face-mesh").read_bytes()
-        return cls(BlazeFaceDetector(blazeface, intra_op_num_threads=1),
-                   FaceMeshLandmarker(face_mesh, intra_op_num_threads=1),
+        if blazeface is None or face_mesh is None:
+            paths = face_model_paths()
+            blazeface = blazeface if blazeface is not None else paths["blazeface"].read_bytes()
+            face_mesh = face_mesh if face_mesh is not None else paths["face-mesh"].read_bytes()
+        return cls(build_face_detector(blazeface), build_face_landmarker(face_mesh),
                    specs, [parse_background(b) for b in backgrounds], options)
 
     def prepare(self, data: bytes, model_size: int) -> Prepared:

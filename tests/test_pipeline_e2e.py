@@ -48,6 +48,7 @@ def job(tmp_path_factory, ray_local, mediapipe_models):
         output=str(root / "out"),
         specs=["cn-1inch", "us-passport"],
         backgrounds=["blue", "white"],
+        model="mediapipe-selfie",
         batch_size=4,
         concurrency=1,
     )
@@ -110,7 +111,7 @@ def test_outputs_exist_with_spec_size_and_dpi_and_no_partial_files(job):
 def test_run_json_and_review_page(job):
     root, config, summary = job
     info = json.loads((root / "out" / "run.json").read_text())
-    assert info["config_hash"] == config.config_hash()
+    assert info["config_hash"] == config.config_hash(info["models"]["segmenter"]["sha256"])
     assert info["processed"] == summary.processed
     assert sum(info["counts"].values()) == summary.processed
     assert info["models"]["segmenter"]["sha256"]

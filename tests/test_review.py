@@ -105,6 +105,7 @@ def job(tmp_path_factory, ray_local, mediapipe_models):
         output=str(root / "out"),
         specs=["cn-1inch"],
         backgrounds=["blue"],
+        model="mediapipe-selfie",
         batch_size=4,
         concurrency=1,
         review_ok_sample=OK_SAMPLE,

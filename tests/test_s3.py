@@ -63,7 +63,7 @@ def test_bucket_in_bucket_out(s3_endpoint, ray_local, mediapipe_models):
 
     config = JobConfig(
         input=["s3://photos/inbox/"], output="s3://photos/results", storage_options=options,
-        specs=["cn-1inch"], backgrounds=["blue"], batch_size=2, concurrency=1,
+        specs=["cn-1inch"], backgrounds=["blue"], model="mediapipe-selfie", batch_size=2, concurrency=1,
     )
     summary = run_job(config, progress=False)
     assert summary.processed == 3

@@ -5,7 +5,6 @@ Models reach the workers as bytes through the object store, so no worker ever ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -114,14 +113,12 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     `segment_stage` replaces the segmentation stage class (same constructor); the fault-tolerance test
     passes one that kills its actor once.
     """
-    from idphoto_ray.models.mediapipe_fetch import ensure as ensure_mediapipe
-    from idphoto_ray.models.registry import resolve_segmenter
+    from idphoto_ray.models.registry import resolve_job_models
     from idphoto_ray.review import write_review
     from idphoto_ray.specs import all_specs
 
     started = time.perf_counter()
     run_id = new_run_id()
-    config_hash = config.config_hash()
     out_fs, out_root = open_filesystem(config.output, config.storage_options)
     manifest_dir = join(out_root, "manifest")
 
@@ -133,14 +130,13 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     protocol, items = list_inputs(config.input, config.input_list, config.storage_options)
     if not items:
         raise ValueError(f"no image files found in {config.input or config.input_list}")
+    config, models = resolve_job_models(config)  # `auto` → a model name; weights hashed into config_hash
+    config_hash = config.config_hash(models.sha256["segmenter"])
     done: set[str] = set()
     if config.resume and out_fs.exists(manifest_dir):
         done = completed_hashes(read_manifest(manifest_dir, filesystem=out_fs), config_hash)
 
-    seg_info, seg_path = resolve_segmenter(config.model, config.model_uri, config.preprocess)
-    face_paths = {name: ensure_mediapipe(name) for name in ("blazeface", "face-mesh")}
-    model_bytes = {key: path.read_bytes() for key, path in {"segmenter": seg_path, **face_paths}.items()}
-    model_sha = {key: hashlib.sha256(data).hexdigest() for key, data in model_bytes.items()}
+    seg_info = models.segmenter
 
     init_ray()
     with job_data_context() as job:
@@ -164,8 +160,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         resources = ray.cluster_resources()
         cpus = int(resources.get("CPU", 1))
         pool = plan_pool(config, cpus, int(resources.get("GPU", 0)))
-        model_refs = {key: ray.put(data) for key, data in model_bytes.items()}
-        del model_bytes
+        model_refs = {key: ray.put(data) for key, data in models.data.items()}
         items_ref = ray.put({it.path: it for it in items})
 
         if config.limit:
@@ -222,8 +217,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         "run_id": run_id,
         "config": json.loads(config.model_dump_json()),
         "config_hash": config_hash,
-        "models": {key: {"name": (seg_info.name if key == "segmenter" else key), "sha256": sha}
-                   for key, sha in model_sha.items()},
+        "models": models.record(),
         "packages": _package_versions(),
         "pool": {"segment_actors": pool.actors, "intra_op_threads": pool.threads,
                  "gpus_per_actor": pool.gpus_per_actor, "cpus_per_actor": pool.cpus_per_actor,

@@ -1,6 +1,6 @@
 """rembg's segmentation family, with rembg's own preprocessing and rembg's own download cache.
 
-Users already have these files in `U2NET_HOME`, so we resolve them through rembg's session classes
+Users already have these files in rembg's home, so we resolve them through rembg's session classes
 (`download_models()`) rather than keep a second copy. The preprocessing below was read from the
 installed rembg (2.0.86, `rembg/sessions/*.py`): every model divides by the image's own max, then
 applies mean/std; BiRefNet adds a sigmoid. Multi-class (u2net_cloth_seg), prompt-based (sam),
@@ -9,7 +9,6 @@ applies mean/std; BiRefNet adds a sigmoid. Multi-class (u2net_cloth_seg), prompt
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from idphoto_ray.config import Preprocess
@@ -41,15 +40,19 @@ REMBG_MODELS: dict[str, Preprocess] = {
 }
 
 
-def u2net_home() -> Path:
-    """rembg's flat cache, computed as rembg does: U2NET_HOME, else $XDG_DATA_HOME/.u2net, else ~/.u2net."""
-    base = os.getenv("U2NET_HOME", os.path.join(os.getenv("XDG_DATA_HOME", "~"), ".u2net"))
-    return Path(os.path.expanduser(base))
-
-
 def expected_filename(name: str) -> str:
     """rembg ≥ 2.0.80 names the cached file after the session, whatever the release asset is called."""
     return f"{name}.onnx"
+
+
+def download_path(name: str) -> Path:
+    """Where rembg writes `name` when it downloads it: `<rembg home>/models/<name>/<name>.onnx`.
+
+    rembg 2.0.86 stopped writing to the flat `~/.u2net` (now only read, for old downloads): its home is
+    U2NET_HOME if set, else REMBG_HOME, else $XDG_DATA_HOME/rembg, else ~/.rembg. Asked of rembg's own
+    session class so the answer follows rembg's next move.
+    """
+    return Path(_session_class(name).model_dir()) / expected_filename(name)
 
 
 def _session_class(name: str):
@@ -62,7 +65,7 @@ def _session_class(name: str):
 
 
 def cached_rembg_path(name: str) -> Path | None:
-    """The already-downloaded file, looked up the way rembg does (per-model dir, then U2NET_HOME)."""
+    """The already-downloaded file, looked up as rembg does (per-model dir, then the old flat ~/.u2net)."""
     found = _session_class(name).resolve_existing(expected_filename(name))
     return Path(found) if found else None
 
@@ -71,9 +74,9 @@ def prestage_hint(name: str) -> str:
     fname = expected_filename(name)
     return (
         f"Pre-stage it: on a machine with internet run `rembg d {name}` (or download {fname} from "
-        f"rembg's GitHub releases) and copy it to {u2net_home() / fname} on every node (set U2NET_HOME "
-        f"to change that directory), or set `model_uri:` to a path or URI every node can read "
-        f"(s3://, gs://, NFS) with a `preprocess:` block."
+        f"rembg's GitHub releases) and copy it to {download_path(name)} on every node (rembg reads "
+        f"U2NET_HOME or REMBG_HOME to change that directory), or set `model_uri:` to a path or URI every "
+        f"node can read (s3://, gs://, NFS) with a `preprocess:` block."
     )
 
 
@@ -86,5 +89,5 @@ def ensure_rembg(name: str) -> Path:
         raise ModelUnavailable(
             f"rembg model {name!r} is not cached and could not be downloaded "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
-            f"U2NET_HOME is {u2net_home()}; expected file {expected_filename(name)}. {prestage_hint(name)}"
+            f"rembg would write it to {download_path(name)}. {prestage_hint(name)}"
         ) from exc

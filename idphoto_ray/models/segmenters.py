@@ -1,12 +1,15 @@
-"""One ONNX segmenter class for every mask model: MediaPipe selfie, rembg's family, any ONNX at a URI.
+"""One ONNX segmenter class for every mask model: MediaPipe selfie, rembg's family, IS-Net, any ONNX at a URI.
 
 rembg runs one image at a time and min-max normalises over the whole output tensor; batched, that
 would let one image's scores rescale another's mask, so normalisation here is per sample. Graphs
-exported with a fixed batch of 1 are made dynamic and checked against single runs before we trust them.
+exported with a fixed batch of 1 are made dynamic and checked against single runs before we trust them,
+the first time a batch of more than one image arrives: on CPU the job runs batch 1, and the check costs
+four 1024² forward passes for IS-Net (about 60 s on 2 busy cores), which a batch-1 actor never needs.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -23,6 +26,8 @@ MEDIAPIPE_SELFIE_PREPROCESS = Preprocess(
 
 BATCH_TOLERANCE = 1e-4
 
+log = logging.getLogger(__name__)
+
 
 def _set_batch_dim(value_info: onnx.ValueInfoProto, symbol: str) -> None:
     dims = value_info.type.tensor_type.shape.dim
@@ -35,8 +40,10 @@ def make_batch_dynamic(model: onnx.ModelProto, symbol: str = "N") -> onnx.ModelP
     """Copy of `model` whose inputs and outputs have a symbolic batch dimension.
 
     Intermediate value_info still carries the old batch of 1 and would make ORT reject batch > 1,
-    so it is cleared. Graphs that hard-code the batch elsewhere (a Reshape to [1, ...]) still pass
-    this step; `verify_batch_equivalence` is what catches them.
+    so it is cleared. No `onnx.checker` here: real third-party graphs fail it for reasons that have
+    nothing to do with the batch (IS-Net's fp16 export lists nodes out of topological order, which
+    ONNX Runtime accepts and sorts itself). ONNX Runtime loading the copy and `verify_batch_equivalence`
+    are the checks that matter; graphs that hard-code the batch elsewhere (a Reshape to [1, ...]) fail there.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -47,7 +54,6 @@ def make_batch_dynamic(model: onnx.ModelProto, symbol: str = "N") -> onnx.ModelP
     for vi in out.graph.output:
         _set_batch_dim(vi, symbol)
     del out.graph.value_info[:]
-    onnx.checker.check_model(out)
     return out
 
 
@@ -122,7 +128,7 @@ def preprocess_batch(images: list[np.ndarray], pre: Preprocess) -> np.ndarray:
             x /= 255.0
         elif pre.scale == "image_max":
             x /= max(float(x.max()), 1e-6)
-        else:
+        elif pre.scale == "minus_one_one":
             x = x / 127.5 - 1.0
         batch[i] = x
     batch = (batch - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
@@ -153,7 +159,9 @@ def postprocess(raw: np.ndarray, pre: Preprocess) -> np.ndarray:
 class OnnxSegmenter:
     """Segmenter over one ONNX Runtime session; one `session.run` per batch when the graph allows.
 
-    `batched` tells whether a batch goes through in one run; `info` says why not when it doesn't.
+    `batched` tells whether a batch goes through in one run; `info` says why not when it doesn't. For a
+    graph with a fixed batch of 1 both are settled by `ensure_batching()`, called on the first call with
+    more than one image; until then the session is the original graph.
     """
 
     def __init__(
@@ -167,40 +175,54 @@ class OnnxSegmenter:
     ) -> None:
         self.preprocess = preprocess
         self.input_size = preprocess.input_size
-        self.batched = True
-        self.info = "dynamic batch"
-
-        def session_for(m: bytes | str | Path):
-            return create_session(m, device, intra_op_num_threads, tensorrt, trt_cache_dir)
-
-        parsed = _load_model(model)
-        if fixed_batch_size(parsed) == 1:  # decided on the graph, so no throwaway session is built
-            candidate = session_for(make_batch_dynamic(parsed).SerializeToString())
-            ok, detail = verify_batch_equivalence(candidate, self._sample_shape())
-            if ok:
-                self.session = candidate
-                self.info = f"fixed batch 1 made dynamic; {detail}"
-            else:
-                self.session = session_for(model)
-                self.batched = False
-                self.info = f"fixed batch 1 cannot be made dynamic ({detail}); running one image at a time"
-        else:
-            self.session = session_for(model)
+        self._session_args = (device, intra_op_num_threads, tensorrt, trt_cache_dir)
+        self._model = _load_model(model)
+        self.session = create_session(model, *self._session_args)
         self.input_name = self.session.get_inputs()[0].name
+        # Only the mask is fetched: IS-Net's graph also returns 11 side outputs (11 × 4 MB per image).
+        self.output_name = self.session.get_outputs()[preprocess.output_index].name
+        self._pending = fixed_batch_size(self._model) == 1  # decided on the graph, no throwaway session
+        self.batched = not self._pending
+        self.info = "dynamic batch"
+        if self._pending:
+            self.info = "fixed batch 1; made dynamic on the first batch of more than one"
+        else:
+            self._model = None
+
+    def ensure_batching(self) -> bool:
+        """Make a fixed-batch-1 graph dynamic once, keeping it only if a batch equals single runs."""
+        if not self._pending:
+            return self.batched
+        self._pending = False
+        try:
+            dynamic = make_batch_dynamic(self._model).SerializeToString()
+            candidate = create_session(dynamic, *self._session_args)
+            ok, detail = verify_batch_equivalence(candidate, self._sample_shape())
+        except Exception as exc:  # ORT refuses the rewritten graph: same outcome as a failed check
+            ok, detail = False, f"rewritten graph does not load: {str(exc).splitlines()[0][:200]}"
+        self._model = None
+        if ok:
+            self.session, self.batched = candidate, True
+            self.info = f"fixed batch 1 made dynamic; {detail}"
+        else:
+            self.info = f"fixed batch 1 cannot be made dynamic ({detail}); running one image at a time"
+            log.warning("segmenter: %s", self.info)
+        return self.batched
 
     def _sample_shape(self) -> tuple[int, int, int]:
         """Per-sample input shape from the preprocess declaration (graph dims may be symbolic)."""
         s = self.input_size
         return (3, s, s) if self.preprocess.layout == "nchw" else (s, s, 3)
 
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.input_size, self.input_size), np.float32)
         x = preprocess_batch(images, self.preprocess)
-        idx = self.preprocess.output_index
-        if self.batched:
-            raw = self.session.run(None, {self.input_name: x})[idx]
+        if len(x) == 1 or self.ensure_batching():
+            raw = self._run(x)
         else:
-            runs = [self.session.run(None, {self.input_name: x[i : i + 1]})[idx] for i in range(len(x))]
-            raw = np.concatenate(runs)
+            raw = np.concatenate([self._run(x[i : i + 1]) for i in range(len(x))])
         return postprocess(raw, self.preprocess)

@@ -10,7 +10,6 @@ as explicit (possibly asymmetric) pads instead of ONNX's auto_pad.
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -375,10 +374,3 @@ def convert_tflite(tflite_bytes: bytes) -> onnx.ModelProto:
     """Convert a float (fp32/fp16-weight) TFLite model to an NCHW ONNX model with a dynamic batch."""
     return _Converter(tflite_bytes).convert()
 
-
-def convert_file(src: str | Path, dst: str | Path) -> Path:
-    """Convert the TFLite file `src` and write the ONNX model to `dst` (atomically)."""
-    from idphoto_ray.models.home import atomic_write_bytes
-
-    model = convert_tflite(Path(src).read_bytes())
-    return atomic_write_bytes(dst, model.SerializeToString())

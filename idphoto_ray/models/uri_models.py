@@ -51,7 +51,8 @@ def _copy(uri: str, dest: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_intact(path: Path) -> bool:
+def is_intact(path: Path) -> bool:
+    """The copy and its sha256 sidecar are there and agree."""
     sidecar = _sidecar(path)
     if not (path.is_file() and sidecar.is_file()):
         return False
@@ -61,7 +62,7 @@ def _is_intact(path: Path) -> bool:
 def fetch_uri(uri: str, home: Path | None = None) -> Path:
     """Local path of the cached copy of `uri`, copying (again) only when missing or corrupted."""
     dest = cached_path(uri, home)
-    if _is_intact(dest):
+    if is_intact(dest):
         return dest
     if dest.exists():
         log.warning("cached copy %s of %s fails its sha256 check; copying it again", dest, uri)
