@@ -20,10 +20,13 @@ from PIL import Image
 from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import decode_image
-from idphoto_ray.models import mediapipe_fetch
-from idphoto_ray.models.face_detect import BlazeFaceDetector
-from idphoto_ray.models.face_mesh import FaceMeshLandmarker
-from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+from idphoto_ray.models.registry import (
+    build_face_detector,
+    build_face_landmarker,
+    build_segmenter,
+    face_model_paths,
+    resolve_segmenter,
+)
 from idphoto_ray.photo import process_photo
 from idphoto_ray.refine import upsample_mask
 from idphoto_ray.specs import get_spec
@@ -71,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     decoded = decode_image(_input_bytes(args.image), options.working_long_side, options.max_pixels)
     info, seg_path = resolve_segmenter(args.model)
     segmenter = build_segmenter(info, seg_path)
-    detector = BlazeFaceDetector(mediapipe_fetch.ensure("blazeface"))
-    landmarker = FaceMeshLandmarker(mediapipe_fetch.ensure("face-mesh"))
+    faces = face_model_paths()
+    detector = build_face_detector(faces["blazeface"], intra_op_num_threads=None)
+    landmarker = build_face_landmarker(faces["face-mesh"], intra_op_num_threads=None)
 
     mask = segmenter([decoded.rgb])[0]
     result = process_photo(

