@@ -21,7 +21,7 @@ SIZE = 1024
 
 
 def package_resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The package's bilinear: corner-aligned source coordinates x · (w / W), floor/ceil neighbours, rounded."""
+    """The package's bilinear: corner-aligned source x · (w / W), floor/ceil neighbours, rounded to uint8."""
     h, w = rgb.shape[:2]
     sx = np.arange(width) * (w / width)
     sy = np.arange(height) * (h / height)
@@ -35,7 +35,8 @@ def package_resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("photos", nargs="+", type=Path)
     parser.add_argument("--model", default="isnet-medium")
     parser.add_argument("--model-home", type=Path, help="IDPHOTO_RAY_HOME holding the model")
@@ -61,7 +62,8 @@ def main() -> None:
         edge = cv2.dilate(((b > 0.05) & (b < 0.95)).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
         means.append(float(diff.mean()))
         size = f"{full.shape[1]}x{full.shape[0]}"
-        print(f"{photo.name:32} {size:>11} {diff.mean():10.4f} {diff[edge].mean():10.4f} {(diff > 0.1).mean():9.4f}")
+        big = (diff > 0.1).mean()
+        print(f"{photo.name:32} {size:>11} {diff.mean():10.4f} {diff[edge].mean():10.4f} {big:9.4f}")
     print(f"mean over {len(means)} photos: {np.mean(means):.4f}")
 
 

@@ -167,7 +167,7 @@ def test_isnet_through_model_uri_batch_equals_single_runs(isnet_home, home):
     np.testing.assert_allclose(batch, singles, atol=2e-3)
     m = batch[0]  # 1024² mask of the 512² astronaut, looked at: face and hair in rows 80–240, cols 340–560
     assert m[80:240, 340:560].mean() > 0.99
-    assert m[:100, :100].mean() < 0.01 and m[:150, 750:850].mean() < 0.01  # wall; the shuttle model behind her
+    assert m[:100, :100].mean() < 0.01 and m[:150, 750:850].mean() < 0.01  # wall, and the shuttle behind her
 
 
 def test_auto_takes_selfie_without_isnet_and_never_reaches_the_network(home, monkeypatch, capsys):
