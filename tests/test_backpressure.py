@@ -49,8 +49,8 @@ def test_reading_waits_while_the_bound_is_reached(tmp_path, ray_local, mediapipe
     monkeypatch.setattr(PhotoQueueBackpressure, "can_add_input", recording)
     ctx = ray_local.data.DataContext.get_current()
     before = (ctx.op_resource_reservation_enabled, ctx.wait_for_min_actors_s, ctx.get_config(POLICIES_KEY))
-    summary = run_job(JobConfig(input=[str(photos)], output=str(tmp_path / "out"), device="cpu", model="mediapipe-selfie",
-                                 max_photos_in_flight=4), progress=False)
+    summary = run_job(JobConfig(input=[str(photos)], output=str(tmp_path / "out"), device="cpu",
+                                 model="mediapipe-selfie", max_photos_in_flight=4), progress=False)
 
     assert summary.processed == n
     # a notebook's other datasets get the process's DataContext back as it was
