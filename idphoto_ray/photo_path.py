@@ -101,11 +101,12 @@ class PhotoPath:
     def load(cls, specs: list[PhotoSpec], backgrounds: list[str], options: ProcessingOptions,
              blazeface: bytes | None = None, face_mesh: bytes | None = None) -> PhotoPath:
         """Build the face models from their bytes (the job ships them), else from the model home."""
+        from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
         from idphoto_ray.models.registry import build_face_detector, build_face_landmarker, face_model_paths
 
         if blazeface is None or face_mesh is None:
             paths = face_model_paths()
-            blazeface = blazeface if blazeface is not None else paths["blazeface"].read_bytes()
+            blazeface = blazeface if blazeface is not None else paths[PIPELINE_DETECTOR].read_bytes()
             face_mesh = face_mesh if face_mesh is not None else paths["face-mesh"].read_bytes()
         return cls(build_face_detector(blazeface), build_face_landmarker(face_mesh),
                    specs, [parse_background(b) for b in backgrounds], options)

@@ -20,6 +20,7 @@ from PIL import Image
 from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import decode_image
+from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
 from idphoto_ray.models.registry import (
     build_face_detector,
     build_face_landmarker,
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     info, seg_path = resolve_segmenter(args.model)
     segmenter = build_segmenter(info, seg_path)
     faces = face_model_paths()
-    detector = build_face_detector(faces["blazeface"], intra_op_num_threads=None)
+    detector = build_face_detector(faces[PIPELINE_DETECTOR], intra_op_num_threads=None)
     landmarker = build_face_landmarker(faces["face-mesh"], intra_op_num_threads=None)
 
     mask = segmenter([decoded.rgb])[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import onnxruntime as ort
@@ -14,6 +16,7 @@ from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 from idphoto_ray.models.home import ModelUnavailable, sha256_file
 from idphoto_ray.models.mediapipe_fetch import MEDIAPIPE_MODELS, ensure, fetch, tflite_path
 
+DEVSET = Path(__file__).resolve().parents[1].parent / "shared" / "devset"
 # Mesh indices: eye outer corners (subject's right, left), nose tip, chin.
 RIGHT_EYE, LEFT_EYE, NOSE_TIP, CHIN = 33, 263, 1, 152
 
@@ -35,6 +38,36 @@ def test_anchor_grid_matches_model_outputs():
     assert anchors.shape == (896, 2)
     assert np.allclose(anchors[0], [0.5 / 16, 0.5 / 16]) and np.allclose(anchors[1], anchors[0])
     assert np.allclose(anchors[512], [0.5 / 8, 0.5 / 8]) and np.allclose(anchors[512:518], anchors[512])
+
+
+def test_full_range_anchor_grid_is_one_anchor_per_stride_4_cell():
+    anchors = ssd_anchors(192, (4,), 1)
+    assert anchors.shape == (2304, 2)
+    assert np.allclose(anchors[0], [0.5 / 48, 0.5 / 48]) and np.allclose(anchors[1], [1.5 / 48, 0.5 / 48])
+
+
+def test_full_range_detector_counts_small_faces_of_a_group(mediapipe_models):
+    """Four ID portraits side by side, shrunk so each face is 6 % of a 1600-px image (a group photo's scale).
+
+    Looked at: four upright faces on a grey canvas. Full range finds all four, which makes the photo
+    `multiple_faces`; short range finds at most one (a 2-face-wide box), which made such a group photo `no_face`.
+    """
+    path = DEVSET / "hivision_demoImage.jpg"
+    if not path.is_file():
+        pytest.skip("development portraits not present")
+    group = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    scale = 0.06 * 1600 / (0.131 * group.shape[1])  # its faces are ~13 % of its width
+    small = cv2.resize(group, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1067, 1600, 3), 128, np.uint8)
+    y, x = (1067 - small.shape[0]) // 2, (1600 - small.shape[1]) // 2
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+    full = BlazeFaceDetector(mediapipe_models["blazeface-full"], intra_op_num_threads=1)
+    short = BlazeFaceDetector(mediapipe_models["blazeface"], intra_op_num_threads=1)
+    found = full([canvas])[0]
+    assert len(found) == 4
+    assert len(short([canvas])[0]) <= 1
+    widths = sorted(f.width for f in found)
+    assert 0.7 * 96 < widths[0] and widths[-1] < 1.4 * 96
 
 
 def test_weighted_nms_blends_by_score():

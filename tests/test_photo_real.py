@@ -19,7 +19,7 @@ from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import decode_image
 from idphoto_ray.geometry import MESH_CHIN, eye_centers, roll_deg
-from idphoto_ray.models.face_detect import BlazeFaceDetector
+from idphoto_ray.models.face_detect import PIPELINE_DETECTOR, BlazeFaceDetector
 from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
 from idphoto_ray.photo import PhotoResult, process_photo
@@ -32,7 +32,7 @@ UPSCALE = 3
 
 class Models:
     def __init__(self, paths: dict) -> None:
-        self.detector = BlazeFaceDetector(paths["blazeface"], intra_op_num_threads=1)
+        self.detector = BlazeFaceDetector(paths[PIPELINE_DETECTOR], intra_op_num_threads=1)
         self.landmarker = FaceMeshLandmarker(paths["face-mesh"], intra_op_num_threads=1)
         info, path = resolve_segmenter("mediapipe-selfie")
         self.segmenter = build_segmenter(info, path, "cpu", intra_op_num_threads=1)

@@ -113,6 +113,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     `segment_stage` replaces the segmentation stage class (same constructor); the fault-tolerance test
     passes one that kills its actor once.
     """
+    from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
     from idphoto_ray.models.registry import resolve_job_models
     from idphoto_ray.review import write_review
     from idphoto_ray.specs import all_specs
@@ -190,7 +191,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             **seg_kwargs,
         )
         finish = as_tasks(
-            FinishStage, face_refs=[model_refs["blazeface"], model_refs["face-mesh"]],
+            FinishStage, face_refs=[model_refs[PIPELINE_DETECTOR], model_refs["face-mesh"]],
             specs=[specs[name] for name in config.specs], backgrounds=list(config.backgrounds),
             options=config.processing, output_root=out_root, output_protocol=protocol_of(out_fs),
             storage_options=config.storage_options, run_id=run_id, config_hash=config_hash,

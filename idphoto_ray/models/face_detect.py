@@ -1,11 +1,13 @@
-"""BlazeFace (MediaPipe short-range face detector) on ONNX Runtime, batched.
+"""BlazeFace (MediaPipe's short- and full-range face detectors) on ONNX Runtime, batched.
 
-The model only emits raw SSD regressors and scores; the anchor grid, decoding and weighted NMS below
-follow MediaPipe's published short-range graph options so results match MediaPipe's detector.
+The models only emit raw SSD regressors and scores; the anchor grid, decoding and weighted NMS below
+follow MediaPipe's published graph options so results match MediaPipe's detector. The variant is told
+apart by the model's input size: 128 px (short range, 896 anchors) or 192 px (full range, 2304 anchors).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,11 +22,33 @@ SCORE_CLIP = 100.0
 NUM_KEYPOINTS = 6
 
 
-def ssd_anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES) -> np.ndarray:
-    """(896, 2) anchor centres in [0, 1], in the model's output order (fixed anchor size 1×1).
+@dataclass(frozen=True)
+class Variant:
+    """One BlazeFace model's anchor options (MediaPipe's SsdAnchorsCalculator and detection thresholds)."""
 
-    Consecutive layers with the same stride share one grid; each layer adds two anchors per cell
-    (aspect ratio 1 plus the interpolated scale), so stride 8 gives 2 and stride 16 gives 6 per cell.
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int  # 2 with an interpolated-scale anchor, 1 without
+    min_score: float
+
+
+#: face_detection_short_range.pbtxt: four layers, interpolated scale on; faces within ~2 m.
+SHORT_RANGE = Variant(128, STRIDES, 2, 0.5)
+#: face_detection_full_range.pbtxt: one stride-4 layer on a 192 px input, no interpolated scale (48² anchors).
+FULL_RANGE = Variant(192, (4,), 1, 0.5)
+VARIANTS = {v.input_size: v for v in (SHORT_RANGE, FULL_RANGE)}
+#: The detector the pipeline runs. Full range, so a group photo's small faces count: with faces 6 % of the image
+#: width it finds 4 of 4 faces where short range finds 0 (development group photos, docs/quality.md).
+PIPELINE_DETECTOR = "blazeface-full"
+
+
+def ssd_anchors(
+    input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES, anchors_per_layer: int = 2
+) -> np.ndarray:
+    """(A, 2) anchor centres in [0, 1], in the model's output order (fixed anchor size 1×1).
+
+    Consecutive layers with the same stride share one grid; each layer adds `anchors_per_layer` anchors
+    per cell, so for the short-range model stride 8 gives 2 and stride 16 gives 6 per cell (896 in all).
     """
     centres = []
     layer = 0
@@ -38,15 +62,15 @@ def ssd_anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES
         ticks = (np.arange(cells) + 0.5) / cells
         ys, xs = np.meshgrid(ticks, ticks, indexing="ij")
         grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
-        centres.append(np.repeat(grid, 2 * same, axis=0))
+        centres.append(np.repeat(grid, anchors_per_layer * same, axis=0))
     return np.concatenate(centres).astype(np.float32)
 
 
 def decode(
-    raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray
+    raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int = INPUT_SIZE
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw (A,16) regressors, (A,) logits → boxes (A,4) x0y0x1y1 and keypoints (A,6,2) in [0,1], scores."""
-    offsets = raw_boxes.reshape(-1, 2 + NUM_KEYPOINTS, 2) / INPUT_SIZE
+    offsets = raw_boxes.reshape(-1, 2 + NUM_KEYPOINTS, 2) / input_size
     centre = offsets[:, 0] + anchors
     half = offsets[:, 1] / 2.0
     boxes = np.concatenate([centre - half, centre + half], axis=1)
@@ -105,22 +129,27 @@ def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, fl
 
 
 class BlazeFaceDetector:
-    """FaceDetector over MediaPipe's short-range BlazeFace, one session call per batch."""
+    """FaceDetector over MediaPipe's BlazeFace (short or full range, from the model's input size)."""
 
     def __init__(
         self,
         model: bytes | Path,
         device: Device = "cpu",
         intra_op_num_threads: int | None = None,
-        min_score: float = 0.5,
+        min_score: float | None = None,
         nms_iou: float = 0.3,
     ) -> None:
         self.session = create_session(model, device, intra_op_num_threads)
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.min_score = min_score
+        size = int(model_input.shape[-1])
+        if size not in VARIANTS:
+            raise ValueError(f"no BlazeFace variant takes {size}×{size} inputs (known: {sorted(VARIANTS)})")
+        self.variant = VARIANTS[size]
+        self.min_score = self.variant.min_score if min_score is None else min_score
         self.nms_iou = nms_iou
-        self.anchors = ssd_anchors()
+        self.anchors = ssd_anchors(size, self.variant.strides, self.variant.anchors_per_layer)
 
     def _raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         outs = dict(zip(self.output_names, self.session.run(None, {self.input_name: batch})))
@@ -130,17 +159,18 @@ class BlazeFaceDetector:
     def __call__(self, images: list[np.ndarray]) -> list[list[Face]]:
         if not images:
             return []
-        boxed = [letterbox(img) for img in images]
+        size = self.variant.input_size
+        boxed = [letterbox(img, size) for img in images]
         batch = np.stack([b[0] for b in boxed]).astype(np.float32) / 127.5 - 1.0
         raw_boxes, raw_scores = self._raw(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
         results = []
         for i, (_, scale, (pad_x, pad_y)) in enumerate(boxed):
-            boxes, kps, scores = decode(raw_boxes[i], raw_scores[i], self.anchors)
+            boxes, kps, scores = decode(raw_boxes[i], raw_scores[i], self.anchors, size)
             keep = scores >= self.min_score
             faces = []
             for box, points, score in weighted_nms(boxes[keep], kps[keep], scores[keep], self.nms_iou):
-                box_px = (box.reshape(2, 2) * INPUT_SIZE - (pad_x, pad_y)) / scale
-                points_px = (points * INPUT_SIZE - (pad_x, pad_y)) / scale
+                box_px = (box.reshape(2, 2) * size - (pad_x, pad_y)) / scale
+                points_px = (points * size - (pad_x, pad_y)) / scale
                 box_tuple = tuple(float(v) for v in box_px.ravel())
                 faces.append(Face(box_tuple, score, points_px.astype(np.float32)))
             results.append(faces)

@@ -40,7 +40,8 @@ AUTO = "auto"
 #: left beside jaws and shoulders (1–5 % of the frame on 3 photos), at about 0.4× its speed.
 AUTO_PREFERENCE = ("isnet-medium", "isnet-small", "mediapipe-selfie")
 ALIASES = {"isnet": "isnet-medium"}
-FACE_MODELS = ("blazeface", "face-mesh")
+#: The face detector (face_detect.PIPELINE_DETECTOR: full range, so group photos' small faces count) and mesh.
+FACE_MODELS = ("blazeface-full", "face-mesh")
 
 
 @dataclass(frozen=True)

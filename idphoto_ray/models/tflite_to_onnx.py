@@ -1,4 +1,5 @@
-"""A focused TFLite → ONNX converter for the three MediaPipe models we ship (selfie, BlazeFace, face mesh).
+"""A focused TFLite → ONNX converter for the MediaPipe models we ship (selfie, BlazeFace short and full range,
+face mesh).
 
 General converters either fail on HARD_SWISH and MediaPipe's custom `Convolution2DTransposeBias` or are
 unmaintained, so we convert exactly the ops these files contain and check every output against LiteRT
@@ -17,6 +18,7 @@ import tflite
 from onnx import TensorProto, helper, numpy_helper
 from tflite.ActivationFunctionType import ActivationFunctionType as Act
 from tflite.BuiltinOperator import BuiltinOperator
+from tflite.DimensionType import DimensionType
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
@@ -64,6 +66,7 @@ class _Converter:
         self.names: dict[int, str] = {}
         self._used: set[str] = set()
         self._counter = 0
+        self._pending: list[onnx.NodeProto] = []
 
     # -- tensors -------------------------------------------------------------------------------------
     def shape(self, idx: int) -> tuple[int, ...]:
@@ -95,8 +98,12 @@ class _Converter:
             raise UnsupportedTFLite(f"tensor {self.name(idx)!r} has unsupported type {tensor.Type()}")
         if tensor.Quantization() is not None and tensor.Quantization().ScaleLength() > 0:
             raise UnsupportedTFLite(f"tensor {self.name(idx)!r} is integer-quantized")
-        raw = buf.DataAsNumpy().tobytes()
-        value = np.frombuffer(raw, dtype=_NUMPY_TYPES[tensor.Type()]).reshape(self.shape(idx))
+        raw = np.frombuffer(buf.DataAsNumpy().tobytes(), dtype=_NUMPY_TYPES[tensor.Type()])
+        sparsity = tensor.Sparsity()
+        if sparsity is None:
+            value = raw.reshape(self.shape(idx))
+        else:
+            value = densify(raw, self.shape(idx), sparsity, self.name(idx))
         self.consts[idx] = value
         return value
 
@@ -106,7 +113,13 @@ class _Converter:
         return name
 
     def add(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: object) -> None:
+        """Append a node, then any fused activation queued for its output (ONNX wants topological order)."""
         self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self.fresh(op_type), **attrs))
+        self.nodes.extend(self._pending)
+        self._pending.clear()
+
+    def _activation(self, op_type: str, inputs: list[str], outputs: list[str]) -> None:
+        self._pending.append(helper.make_node(op_type, inputs, outputs, name=self.fresh(op_type)))
 
     def activated(self, out_idx: int, activation: int) -> str:
         """Name an op should write to, emitting the fused activation into the real output if needed."""
@@ -115,14 +128,14 @@ class _Converter:
             return out
         pre = self.fresh(out + "_pre_act")
         if activation == Act.RELU:
-            self.add("Relu", [pre], [out])
+            self._activation("Relu", [pre], [out])
         elif activation in (Act.RELU6, Act.RELU_N1_TO_1):
             lo, hi = (0.0, 6.0) if activation == Act.RELU6 else (-1.0, 1.0)
             lo_name = self.initializer(np.array(lo, np.float32), "clip_min")
             hi_name = self.initializer(np.array(hi, np.float32), "clip_max")
-            self.add("Clip", [pre, lo_name, hi_name], [out])
+            self._activation("Clip", [pre, lo_name, hi_name], [out])
         elif activation == Act.TANH:
-            self.add("Tanh", [pre], [out])
+            self._activation("Tanh", [pre], [out])
         else:
             raise UnsupportedTFLite(f"fused activation {activation} is not supported")
         return pre
@@ -165,6 +178,18 @@ class _Converter:
             self.add("Cast", [self.name(ins[0])], [self.name(outs[0])], to=TensorProto.FLOAT)
             return
         self.consts[outs[0]] = value.astype(np.float32)
+
+    def op_densify(self, op: tflite.Operator, ins: list[int], outs: list[int]) -> None:
+        """Sparse weights become dense constants at conversion time (const() expands the sparse buffer)."""
+        value = self.const(ins[0])
+        if value is None:
+            raise UnsupportedTFLite("DENSIFY needs a constant sparse input")
+        self.consts[outs[0]] = value
+
+    def op_depth_to_space(self, op: tflite.Operator, ins: list[int], outs: list[int]) -> None:
+        """TFLite's NHWC depth index is (i·bs + j)·C + c, which is ONNX's DCR order on NCHW."""
+        block = _options(op, tflite.DepthToSpaceOptions).BlockSize()
+        self.add("DepthToSpace", [self.name(ins[0])], [self.name(outs[0])], blocksize=block, mode="DCR")
 
     def _conv(self, op: tflite.Operator, ins: list[int], outs: list[int], depthwise: bool) -> None:
         cls = tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions
@@ -353,6 +378,59 @@ class _Converter:
         model.ir_version = 8
         onnx.checker.check_model(model, full_check=True)
         return model
+
+
+def _index_vector(vector_type: int, table: object) -> np.ndarray:
+    """A DimensionMetadata segments/indices union (int32, uint16 or uint8 vector) as an int64 array."""
+    classes = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}
+    if vector_type not in classes:
+        raise UnsupportedTFLite(f"sparse index vector type {vector_type} is not supported")
+    vec = classes[vector_type]()
+    vec.Init(table.Bytes, table.Pos)
+    return vec.ValuesAsNumpy().astype(np.int64)
+
+
+def densify(
+    values: np.ndarray, shape: tuple[int, ...], sparsity: tflite.SparsityParameters, name: str = "?"
+) -> np.ndarray:
+    """Expand a TFLite sparse constant (TACO-style per-dimension DENSE / SPARSE_CSR metadata) to a dense array.
+
+    The stored values follow a depth-first walk of the dimensions in traversal order: a dense level visits
+    every coordinate, a CSR level visits indices[segments[p]:segments[p + 1]] of its parent position p.
+    Expanding level by level in row order gives the same sequence. Block-sparse layouts (block_map) are
+    not used by MediaPipe's face detector and are refused.
+    """
+    if sparsity.BlockMapLength():
+        raise UnsupportedTFLite(f"tensor {name!r}: block-sparse constants are not supported")
+    order = [int(d) for d in sparsity.TraversalOrderAsNumpy()]
+    if sorted(order) != list(range(len(shape))) or sparsity.DimMetadataLength() != len(shape):
+        raise UnsupportedTFLite(f"tensor {name!r}: sparsity metadata does not match shape {shape}")
+    parents = np.zeros(1, np.int64)  # position of each partial walk in its level's storage
+    coords = np.zeros((1, 0), np.int64)  # the dense coordinates chosen so far, in traversal order
+    for level in range(len(shape)):
+        meta = sparsity.DimMetadata(level)
+        if meta.Format() == DimensionType.DENSE:
+            size = int(meta.DenseSize())
+            children = np.arange(size, dtype=np.int64)
+            parents = (parents[:, None] * size + children[None, :]).ravel()
+            coords = np.concatenate(
+                [np.repeat(coords, size, axis=0), np.tile(children, len(coords))[:, None]], axis=1
+            )
+        else:
+            segments = _index_vector(meta.ArraySegmentsType(), meta.ArraySegments())
+            indices = _index_vector(meta.ArrayIndicesType(), meta.ArrayIndices())
+            starts, stops = segments[parents], segments[parents + 1]
+            counts = stops - starts
+            positions = np.repeat(stops - counts.cumsum(), counts) + np.arange(int(counts.sum()))
+            coords = np.concatenate([np.repeat(coords, counts, axis=0), indices[positions][:, None]], axis=1)
+            parents = positions
+    if len(coords) != values.size:
+        raise UnsupportedTFLite(f"tensor {name!r}: {values.size} stored values for {len(coords)} sparse positions")
+    dense = np.zeros(shape, values.dtype)
+    original = np.empty_like(coords)
+    original[:, order] = coords
+    dense[tuple(original.T)] = values
+    return dense
 
 
 def list_ops(tflite_bytes: bytes) -> dict[str, int]:
