@@ -24,6 +24,24 @@ MESH_CHIN = 152
 MESH_CHEEK_RIGHT = 234  # face-oval extreme on the image left
 MESH_CHEEK_LEFT = 454  # face-oval extreme on the image right
 
+#: Eyelid and inner-lip points: (upper, lower) per eye, and the inner lip midpoints and corners.
+MESH_RIGHT_LIDS = (159, 145)
+MESH_LEFT_LIDS = (386, 374)
+MESH_LIPS_INNER = (13, 14)
+MESH_MOUTH_CORNERS_INNER = (78, 308)
+
+#: Lid gap / eye width below this is a closed eye. Open eyes on the 43 development faces measure 0.21–0.43
+#: (the lowest a smiling squint); the common blink threshold on mesh eye ratios is 0.2, on both eyes.
+EYE_CLOSED_RATIO = 0.15
+#: Inner-lip gap / inner mouth width above this is an open mouth. Looked at on the development faces:
+#: closed 0.00–0.08 (two of those show a slit of teeth), every smile with teeth 0.10–0.38.
+MOUTH_OPEN_RATIO = 0.09
+
+#: Detector keypoints are read at the detector's input resolution; each eye is good to about one model pixel.
+KEYPOINT_ERROR_MODEL_PX = 1.0
+#: Mesh and detector rolls this close always agree (the mesh's own passes agree within 0.5°).
+MIN_ROLL_DISAGREEMENT_DEG = 4.0
+
 #: Below this |roll| the rotation (and its resampling blur) is not worth it.
 MIN_ROLL_CORRECTION_DEG = 1.0
 #: Nose-tip depth as a fraction of the face half-width, for the yaw approximation below.
@@ -90,6 +108,55 @@ def roll_deg(left_eye: np.ndarray, right_eye: np.ndarray) -> float:
     dx = float(left_eye[0] - right_eye[0])
     dy = float(left_eye[1] - right_eye[1])
     return math.degrees(math.atan2(dy, dx))
+
+
+def roll_tolerance_deg(keypoint_eye_distance_px: float, model_px: float) -> float:
+    """How far the detector's keypoint roll may sit from the mesh roll and still be the same answer.
+
+    Each keypoint eye can be off by KEYPOINT_ERROR_MODEL_PX detector pixels (model_px source px each), so
+    the keypoint eye line is good to atan(2·error / eye distance): 12° for eyes 9 model px apart (a face
+    filling an eighth of a 1600-px photo), 6° at 20 px; never less than MIN_ROLL_DISAGREEMENT_DEG.
+    """
+    spread = 2.0 * KEYPOINT_ERROR_MODEL_PX * model_px
+    angle = math.degrees(math.atan2(spread, max(keypoint_eye_distance_px, 1e-6)))
+    return max(MIN_ROLL_DISAGREEMENT_DEG, angle)
+
+
+def roll_uncertain(mesh_roll: float, face: Face, model_px: float) -> bool:
+    """True when the mesh's eye line and the detector's keypoint eye line disagree beyond keypoint precision.
+
+    Two models that see the same face differently mean neither can be trusted to level the photo: the
+    red-wall demo sample was rotated 11° the wrong way on such a disagreement (mesh −7.6°, keypoints −21°).
+    """
+    kp = np.asarray(face.keypoints, dtype=np.float64)
+    keypoint_roll = roll_deg(kp[1], kp[0])
+    tolerance = roll_tolerance_deg(float(np.hypot(*(kp[1] - kp[0]))), model_px)
+    return abs(mesh_roll - keypoint_roll) > tolerance
+
+
+def expression_measures(landmarks: np.ndarray) -> dict[str, float]:
+    """Eye openness (lid gap / eye width, per eye) and mouth openness (inner-lip gap / mouth width)."""
+    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+
+    def ratio(gap: tuple[int, int], span: tuple[int, int]) -> float:
+        width = float(np.linalg.norm(pts[span[0]] - pts[span[1]]))
+        return float(np.linalg.norm(pts[gap[0]] - pts[gap[1]])) / max(width, 1e-6)
+
+    return {
+        "eye_open_right": ratio(MESH_RIGHT_LIDS, MESH_RIGHT_EYE),
+        "eye_open_left": ratio(MESH_LEFT_LIDS, MESH_LEFT_EYE),
+        "mouth_open": ratio(MESH_LIPS_INNER, MESH_MOUTH_CORNERS_INNER),
+    }
+
+
+def expression_flags(measures: dict[str, float]) -> list[str]:
+    """`eyes_closed` when either eye is shut, `mouth_open` when the lips are apart (passport/visa rules)."""
+    flags = []
+    if min(measures["eye_open_right"], measures["eye_open_left"]) < EYE_CLOSED_RATIO:
+        flags.append("eyes_closed")
+    if measures["mouth_open"] > MOUTH_OPEN_RATIO:
+        flags.append("mouth_open")
+    return flags
 
 
 def yaw_estimate_deg(landmarks: np.ndarray | None, face: Face | None = None) -> float:

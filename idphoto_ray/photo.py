@@ -25,12 +25,15 @@ from idphoto_ray.geometry import (
     LeveledFrame,
     chin_point,
     crown_touches_top,
+    expression_flags,
+    expression_measures,
     extract_crop,
     eye_centers,
     face_width_px,
     find_crown_y,
     plan_crop,
     roll_deg,
+    roll_uncertain,
     select_subject,
     transform_points,
     yaw_estimate_deg,
@@ -44,6 +47,8 @@ from idphoto_ray.types import Face, Flag, PhotoError, Reason, Status, Step
 MIN_LANDMARK_PRESENCE = 0.5
 #: Guided-filter radius as a fraction of the face width in output px (≈ 5 px on a 1寸 photo).
 REFINE_RADIUS_FRACTION = 0.03
+#: Detector input size assumed for keypoint precision when a detector does not say (full-range BlazeFace).
+DETECTOR_INPUT_PX = 192
 #: A row/column of the output is "outside the source" when its coverage drops below this.
 COVERAGE_THRESHOLD = 0.5
 
@@ -176,6 +181,15 @@ def _run(
     metrics["yaw_deg"] = yaw
     metrics["inter_eye_px"] = checks.inter_eye_source_px(right_eye, left_eye, source_scale)
     flags += checks.pose(roll, yaw, options.max_roll_deg, options.max_yaw_deg)
+    if landmarks is not None:
+        expression = expression_measures(landmarks)
+        metrics.update(expression)
+        if any(spec.neutral_expression for spec in specs):
+            flags += expression_flags(expression)
+        model_px = max(image.shape[:2]) / float(getattr(detector, "input_size", DETECTOR_INPUT_PX))
+        if roll_uncertain(roll, face, model_px):
+            flags.append("roll_uncertain")
+            roll = 0.0  # two models disagree on the eye line: leave the photo as taken, for a person to judge
 
     with _timed(timings, Step.MASK):
         alpha = person_alpha(mask, image.shape, face.box)

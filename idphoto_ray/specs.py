@@ -38,6 +38,9 @@ class PhotoSpec(BaseModel):
     eye_bottom_max_mm: float | None = Field(None, ge=0, description="Maximum eye-line height above the bottom edge.")
     face_width_min_mm: float | None = Field(None, gt=0, description="Minimum face width.")
     face_width_max_mm: float | None = Field(None, gt=0, description="Maximum face width.")
+    neutral_expression: bool = Field(
+        False, description="Passport/visa rule: eyes open and mouth closed; outputs are flagged otherwise."
+    )
     background: str = Field("white", description="Background the document requires or conventionally uses.")
     source: str = Field("", description="Where the numbers come from.")
 
@@ -130,6 +133,7 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             crown_top_max_mm=5,
             face_width_min_mm=15,
             face_width_max_mm=22,
+            neutral_expression=True,
             background="white",
             source=(
                 "MFA consular photo rules (2nd-hand: bbs.sgcn.org/thread-16277781; "
@@ -174,6 +178,7 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             head_max_mm=35,
             eye_bottom_min_mm=28,
             eye_bottom_max_mm=35,
+            neutral_expression=True,
             background="white",
             source="travel.state.gov passport photo requirements; passport-photo-specs-data us-passport",
         ),
@@ -185,6 +190,7 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             height_mm=45,
             head_min_mm=32,
             head_max_mm=36,
+            neutral_expression=True,
             background="white",
             source="ICAO 9303; Bundesdruckerei Fotomustertafel; passport-photo-specs-data de-passport",
         ),
@@ -196,6 +202,7 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             height_mm=45,
             head_min_mm=29,
             head_max_mm=34,
+            neutral_expression=True,
             background="light-grey",
             source="gov.uk/photos-for-passports",
         ),
@@ -209,6 +216,7 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             head_max_mm=36,
             crown_top_min_mm=2,
             crown_top_max_mm=6,
+            neutral_expression=True,
             background="white",
             source="MOFA Japan passport photo standard (pref.miyazaki.lg.jp; embassy pages)",
         ),
@@ -220,6 +228,7 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
             height_mm=70,
             head_min_mm=31,
             head_max_mm=36,
+            neutral_expression=True,
             background="white",
             source="canada.ca passport photo specifications; passport-photo-specs-data ca-passport-print",
         ),

@@ -9,11 +9,15 @@ from idphoto_ray.geometry import (
     LeveledFrame,
     chin_point,
     crown_touches_top,
+    expression_flags,
+    expression_measures,
     extract_crop,
     eye_centers,
     find_crown_y,
     plan_crop,
     roll_deg,
+    roll_tolerance_deg,
+    roll_uncertain,
     select_subject,
     transform_points,
     yaw_estimate_deg,
@@ -135,3 +139,52 @@ def test_extract_crop_maps_points_where_plan_says(shrink):
     ys, xs = np.nonzero(out[..., 0] > 127)
     expected = plan.to_output(np.array([int(dot[0]), int(dot[1])]))
     assert abs(xs.mean() - expected[0]) < 0.6 and abs(ys.mean() - expected[1]) < 0.6
+
+
+def _eyes_face(right, left):
+    kp = np.zeros((6, 2), np.float32)
+    kp[0], kp[1] = right, left
+    return Face((0, 0, 100, 100), 0.9, kp)
+
+
+def test_roll_tolerance_follows_keypoint_precision():
+    # Eyes 9 model px apart (8 source px each): good to atan(2/9) = 12.5°; 40 px apart: the 4° floor.
+    assert roll_tolerance_deg(72.0, 8.0) == pytest.approx(12.53, abs=0.01)
+    assert roll_tolerance_deg(320.0, 8.0) == pytest.approx(4.0)
+
+
+def test_roll_uncertain_when_mesh_and_keypoints_disagree():
+    # Keypoint eyes 80 source px apart at 8 px per model px → tolerance atan(16/80) = 11.3°.
+    level = _eyes_face((100, 200), (180, 200))
+    assert not roll_uncertain(3.4, level, 8.0)
+    # The red-wall case: keypoints at −21.4°, mesh +3.2°: 24.6° apart, beyond any keypoint precision here.
+    kp_right = np.array([100.0, 200.0])
+    kp_left = kp_right + 80 * np.array([np.cos(np.radians(-21.4)), np.sin(np.radians(-21.4))])
+    assert roll_uncertain(3.2, _eyes_face(kp_right, kp_left), 8.0)
+    assert not roll_uncertain(-18.0, _eyes_face(kp_right, kp_left), 8.0)
+
+
+def _mesh_with(eye_gap: float, mouth_gap: float) -> np.ndarray:
+    """A 468-point mesh where only the eye and lip points used for expression are placed."""
+    pts = np.zeros((468, 3), np.float64)
+    eyes = (((33, 133), (159, 145), 100.0), ((362, 263), (386, 374), 200.0))
+    for (outer, inner), (upper, lower), x in eyes:
+        pts[outer, :2], pts[inner, :2] = (x - 30, 100), (x + 30, 100)
+        pts[upper, :2], pts[lower, :2] = (x, 100 - eye_gap / 2), (x, 100 + eye_gap / 2)
+    pts[78, :2], pts[308, :2] = (120, 250), (180, 250)
+    pts[13, :2], pts[14, :2] = (150, 250 - mouth_gap / 2), (150, 250 + mouth_gap / 2)
+    return pts
+
+
+def test_expression_ratios_and_flags():
+    open_face = expression_measures(_mesh_with(eye_gap=18.0, mouth_gap=1.2))
+    assert open_face["eye_open_right"] == pytest.approx(0.3)
+    assert open_face["mouth_open"] == pytest.approx(0.02)
+    assert expression_flags(open_face) == []
+    assert expression_flags(expression_measures(_mesh_with(eye_gap=3.0, mouth_gap=1.2))) == ["eyes_closed"]
+    assert expression_flags(expression_measures(_mesh_with(eye_gap=18.0, mouth_gap=12.0))) == ["mouth_open"]
+
+
+def test_passport_specs_ask_for_a_neutral_expression():
+    assert get_spec("us-passport").neutral_expression and get_spec("cn-passport").neutral_expression
+    assert not get_spec("cn-1inch").neutral_expression

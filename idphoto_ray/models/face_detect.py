@@ -147,6 +147,7 @@ class BlazeFaceDetector:
         if size not in VARIANTS:
             raise ValueError(f"no BlazeFace variant takes {size}×{size} inputs (known: {sorted(VARIANTS)})")
         self.variant = VARIANTS[size]
+        self.input_size = size
         self.min_score = self.variant.min_score if min_score is None else min_score
         self.nms_iou = nms_iou
         self.anchors = ssd_anchors(size, self.variant.strides, self.variant.anchors_per_layer)
