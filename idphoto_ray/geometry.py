@@ -13,8 +13,9 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from idphoto_ray import crop_rules
 from idphoto_ray.specs import PhotoSpec
-from idphoto_ray.types import Face, PhotoError, Reason
+from idphoto_ray.types import Face, Flag, PhotoError, Reason
 
 #: MediaPipe face-mesh indices used here.
 MESH_RIGHT_EYE = (33, 133)
@@ -48,8 +49,6 @@ MIN_ROLL_CORRECTION_DEG = 1.0
 NOSE_DEPTH_RATIO = 0.7
 #: Without landmarks, eye→chin ≈ 1.6 × eye→mouth (anthropometric average; a documented guess).
 CHIN_FROM_MOUTH_RATIO = 1.6
-#: Crown placement for specs without crown or eye rules: 10 % of the height (Chinese 1寸/2寸 convention 8–12 %).
-DEFAULT_CROWN_FRACTION = 0.10
 #: Downscaling by more than this goes through an INTER_AREA resize first (warpAffine alone aliases).
 AREA_PRESCALE_THRESHOLD = 2.0
 
@@ -149,13 +148,13 @@ def expression_measures(landmarks: np.ndarray) -> dict[str, float]:
     }
 
 
-def expression_flags(measures: dict[str, float]) -> list[str]:
+def expression_flags(measures: dict[str, float]) -> list[Flag]:
     """`eyes_closed` when either eye is shut, `mouth_open` when the lips are apart (passport/visa rules)."""
     flags = []
     if min(measures["eye_open_right"], measures["eye_open_left"]) < EYE_CLOSED_RATIO:
-        flags.append("eyes_closed")
+        flags.append(Flag.EYES_CLOSED)
     if measures["mouth_open"] > MOUTH_OPEN_RATIO:
-        flags.append("mouth_open")
+        flags.append(Flag.MOUTH_OPEN)
     return flags
 
 
@@ -285,6 +284,25 @@ class LeveledFrame:
         return self.region(layer, 0, 0, self.shape[1], self.shape[0])
 
 
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> tuple[float, ...]:
+    """The 2×3 affine `outer ∘ inner` (apply inner first) as six floats [a, b, c, d, e, f]."""
+    o, i = np.asarray(outer, np.float64), np.asarray(inner, np.float64)
+    m = o[:, :2] @ i
+    m[:, 2] += o[:, 2]
+    return tuple(float(v) for v in m.ravel())
+
+
+def input_affine(working_affine: tuple[float, ...], scale: float) -> list[float]:
+    """Input (original resolution, EXIF-upright) px → output px, from working px → output px.
+
+    Working pixel centres sit at (x + 0.5)·scale − 0.5 of the input's (the decoder's resize aligns pixel
+    centres), so the input → working step is x·scale + (scale − 1)/2 on both axes.
+    """
+    offset = (scale - 1.0) / 2.0
+    inner = np.array([[scale, 0.0, offset], [0.0, scale, offset]])
+    return list(compose_affine(np.asarray(working_affine, np.float64).reshape(2, 3), inner))
+
+
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply a 2×3 affine matrix to (N, 2+) points; extra columns (mesh z) are kept unchanged."""
     pts = np.asarray(points, dtype=np.float64)
@@ -298,7 +316,9 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 class CropPlan:
     """Where the output comes from: a source-space box (x0, y0, w, h) scaled to the output size.
 
-    scale = output px per source px (> 1 means upscaling). Flags say where the box leaves the source.
+    scale = output px per source px (> 1 means upscaling). `cuts` name where the source's edge cuts the
+    person inside the output (crop_rules.EDGE_CUTS); `cuts_at_target` what the middle of the spec's ranges
+    would have shown, so a manifest can tell which cuts the crop rules avoided.
     """
 
     x0: float
@@ -308,18 +328,22 @@ class CropPlan:
     out_w: int
     out_h: int
     placement: str  # "crown" | "eye" | "default-crown": which rule set the vertical position
-    padded_top: bool
-    padded_sides: bool
-    missing_body_bottom: bool
-    crown_cut_by_frame: bool
+    cuts: tuple[Flag, ...] = ()
+    head_touches_top: bool = False
+    cuts_at_target: tuple[Flag, ...] = ()
 
     @property
     def scale(self) -> float:
         return self.out_w / self.w
 
-    def flags(self) -> list[str]:
-        names = ("padded_top", "padded_sides", "missing_body_bottom", "crown_cut_by_frame")
-        return [n for n in names if getattr(self, n)]
+    def flags(self) -> list[Flag]:
+        return list(self.cuts) + ([Flag.HEAD_TOUCHES_TOP] if self.head_touches_top else [])
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """2×3 affine, levelled-frame px → output px."""
+        s = self.scale
+        return np.array([[s, 0.0, -s * self.x0], [0.0, s, -s * self.y0]])
 
     def to_output(self, points: np.ndarray) -> np.ndarray:
         """Source (x, y) → output (x, y)."""
@@ -334,46 +358,31 @@ def plan_crop(
     eye_y: float,
     face_center_x: float,
     image_shape: tuple[int, ...],
+    edges: dict[str, np.ndarray] | None = None,
 ) -> CropPlan:
-    """Scale so chin–crown is mid-range; position vertically by the first rule the spec has.
+    """Head size and vertical position within the spec's ranges, chosen so the source's edge cuts no one.
 
-    Priority: crown rule (both crown_top bounds) → eye rule (both eye_bottom bounds) → DEFAULT_CROWN_FRACTION;
-    a one-sided rule is only checked, not used for placement.
-    The crown comes first because head-size rules are chin–crown, so pinning the crown keeps both ends
-    of the measured head inside the frame; the eye rule is the fallback for specs that state only it.
-    Horizontally the face midline is centred.
+    Position rule: crown margin (both bounds) → eye line (both bounds) → crop_rules.DEFAULT_CROWN_RANGE;
+    a one-sided rule is only checked, not used for placement. The crown comes first because head-size
+    rules are chin–crown, so pinning the crown keeps both ends of the measured head inside the frame.
+    Horizontally the face midline is centred. `edges` (crop_rules.person_edge_points) are where the
+    person meets the source's edges; without them every placement is cut-free and the middle of the
+    ranges is used. image_shape is kept for callers; the edges carry the source's extent.
     """
+    rule, chosen, middle = crop_rules.search(spec, crown_y, chin_y, eye_y, face_center_x, edges or {})
     out_w, out_h = spec.size_px
-    head_src = chin_y - crown_y
-    if head_src <= 1.0:
-        raise PhotoError(Reason.NO_PERSON, f"head height {head_src:.1f}px: crown not above the chin")
-    scale = spec.head_target_px() / head_src
-    w, h = out_w / scale, out_h / scale
-
-    crown_px = spec.crown_target_px()
-    eye_px = spec.eye_from_bottom_target_px()
-    if crown_px is not None:
-        y0, placement = crown_y - crown_px / scale, "crown"
-    elif eye_px is not None:
-        y0, placement = eye_y - (out_h - eye_px) / scale, "eye"
-    else:
-        y0, placement = crown_y - DEFAULT_CROWN_FRACTION * out_h / scale, "default-crown"
-    x0 = face_center_x - w / 2.0
-
-    img_h, img_w = float(image_shape[0]), float(image_shape[1])
-    tol = 0.5  # half a source pixel of overhang is rounding, not padding
+    order = [Flag.CROWN_CUT, Flag.SIDE_CUT, Flag.BODY_CUT]
     return CropPlan(
-        x0=x0,
-        y0=y0,
-        w=w,
-        h=h,
+        x0=chosen.x0,
+        y0=chosen.y0,
+        w=chosen.w,
+        h=chosen.h,
         out_w=out_w,
         out_h=out_h,
-        placement=placement,
-        padded_top=y0 < -tol,
-        padded_sides=x0 < -tol or x0 + w > img_w + tol,
-        missing_body_bottom=y0 + h > img_h + tol,
-        crown_cut_by_frame=crown_y <= 1.0,
+        placement=rule,
+        cuts=tuple(c for c in order if c in chosen.cuts),
+        head_touches_top=chosen.crown_gap_px < crop_rules.MIN_CROWN_GAP * out_h - 1.0,
+        cuts_at_target=tuple(c for c in order if c in middle.cuts),
     )
 
 

@@ -26,6 +26,9 @@ OUTPUT_TYPE = pa.struct(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("bytes", pa.int64()),
+        # Six floats [a, b, c, d, e, f]: input pixel (x, y) (EXIF-upright, original resolution) → output
+        # (a·x + b·y + c, d·x + e·y + f); null for outputs that are not crops of the input.
+        ("affine", pa.list_(pa.float64())),
     ]
 )
 BOX_TYPE = pa.struct([("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32())])
@@ -133,10 +136,11 @@ def add_result(row: dict[str, Any], result: PhotoResult, source_scale: float) ->
             row[key] = float(metrics[key])
 
 
-def output_entry(spec: str, background: str, path: str, width: int, height: int, size: int) -> dict[str, Any]:
-    """One element of `outputs`."""
+def output_entry(spec: str, background: str, path: str, width: int, height: int, size: int,
+                 affine: list[float] | None = None) -> dict[str, Any]:
+    """One element of `outputs`; `affine` maps input px to output px (see SCHEMA)."""
     return {"spec": spec, "background": background, "path": path, "width": width, "height": height,
-            "bytes": size}
+            "bytes": size, "affine": affine}
 
 
 def finish_row(row: dict[str, Any]) -> dict[str, Any]:

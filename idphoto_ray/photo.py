@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from idphoto_ray import checks
+from idphoto_ray import checks, crop_rules
 from idphoto_ray.backgrounds import Background
 from idphoto_ray.compose import composite
 from idphoto_ray.config import ProcessingOptions
@@ -24,6 +24,7 @@ from idphoto_ray.geometry import (
     CropPlan,
     LeveledFrame,
     chin_point,
+    compose_affine,
     crown_touches_top,
     expression_flags,
     expression_measures,
@@ -49,8 +50,6 @@ MIN_LANDMARK_PRESENCE = 0.5
 REFINE_RADIUS_FRACTION = 0.03
 #: Detector input size assumed for keypoint precision when a detector does not say (full-range BlazeFace).
 DETECTOR_INPUT_PX = 192
-#: A row/column of the output is "outside the source" when its coverage drops below this.
-COVERAGE_THRESHOLD = 0.5
 
 
 @dataclass
@@ -63,6 +62,8 @@ class RenderedOutput:
     width: int
     height: int
     ext: str
+    #: 2×3 affine, working-image px → output px (the pipeline turns it into input px → output px).
+    affine: tuple[float, ...] = ()
 
 
 @dataclass
@@ -89,6 +90,7 @@ class _Head:
     box: tuple[float, float, float, float]
     crown_y: float
     face_width: float
+    edges: dict[str, np.ndarray]  # where the person meets the source's edges, levelled frame (crop_rules)
 
     @property
     def eye_mid(self) -> np.ndarray:
@@ -188,7 +190,7 @@ def _run(
             flags += expression_flags(expression)
         model_px = max(image.shape[:2]) / float(getattr(detector, "input_size", DETECTOR_INPUT_PX))
         if roll_uncertain(roll, face, model_px):
-            flags.append("roll_uncertain")
+            flags.append(Flag.ROLL_UNCERTAIN)
             roll = 0.0  # two models disagree on the eye line: leave the photo as taken, for a person to judge
 
     with _timed(timings, Step.MASK):
@@ -196,7 +198,7 @@ def _run(
     if float(alpha.max(initial=0.0)) < 0.5:
         raise PhotoError(Reason.NO_PERSON, "the person mask is empty around the detected face")
     if crown_touches_top(alpha, face.box[0], face.box[2]):
-        flags.append(Flag.CROWN_CUT_BY_FRAME)
+        flags.append(Flag.CROWN_CUT)  # the source cut the hair: the crown is not where it ends
 
     with _timed(timings, Step.LEVEL):
         head = _level(image, alpha, face, right_eye, left_eye, chin, roll, face_width_px(landmarks, face))
@@ -242,7 +244,8 @@ def _level(
     crown = find_crown_y(frame.region("alpha", c0, 0, c1, frame.shape[0]), box[0] - c0, box[2] - c0)
     if crown is None or crown >= min(right_eye[1], left_eye[1]):
         raise PhotoError(Reason.NO_PERSON, "no person mask above the eyes: cannot find the crown")
-    return _Head(frame, right_eye, left_eye, chin, box, float(crown), face_width)
+    edges = crop_rules.person_edge_points(alpha, frame.matrix)
+    return _Head(frame, right_eye, left_eye, chin, box, float(crown), face_width, edges)
 
 
 def _face_bounds(box: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -270,18 +273,6 @@ def _crop_layers(head: _Head, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, n
     )
 
 
-def _coverage_flags(valid: np.ndarray) -> list[Flag]:
-    """Where the output shows pixels the source never had (rotation corners included)."""
-    flags = []
-    if valid[0].min() < COVERAGE_THRESHOLD:
-        flags.append(Flag.PADDED_TOP)
-    if valid[:, 0].min() < COVERAGE_THRESHOLD or valid[:, -1].min() < COVERAGE_THRESHOLD:
-        flags.append(Flag.PADDED_SIDES)
-    if valid[-1].min() < COVERAGE_THRESHOLD:
-        flags.append(Flag.MISSING_BODY_BOTTOM)
-    return flags
-
-
 def _render_spec(
     head: _Head,
     spec: PhotoSpec,
@@ -291,10 +282,12 @@ def _render_spec(
     outputs: list[RenderedOutput],
 ) -> tuple[dict[str, Any], list[str]]:
     """Crop, matte, decontaminate once, then composite + encode per background; returns output-space checks."""
-    plan = plan_crop(spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]), head.frame.shape)
     with _timed(timings, Step.CROP):
+        plan = plan_crop(spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]),
+                         head.frame.shape, head.edges)
         rgb, alpha, valid = _crop_layers(head, plan)
-    flags = plan.flags() + _coverage_flags(valid)
+    flags = plan.flags()
+    affine = compose_affine(plan.matrix, head.frame.matrix)
 
     face_w_out = (head.box[2] - head.box[0]) * plan.scale
     with _timed(timings, Step.MATTING):
@@ -313,11 +306,14 @@ def _render_spec(
                 pixels, options.output_format, spec.dpi, options.jpeg_quality, options.max_kb, options.min_jpeg_quality
             )
         ext = "jpg" if encoded.format == "jpeg" else "png"
-        outputs.append(RenderedOutput(spec.name, background.name, encoded.data, encoded.width, encoded.height, ext))
+        outputs.append(
+            RenderedOutput(spec.name, background.name, encoded.data, encoded.width, encoded.height, ext, affine)
+        )
 
     metrics, check_flags = _output_geometry(head, spec, plan, alpha)
     metrics["upscale"] = plan.scale
     metrics["placement"] = plan.placement
+    metrics["cuts_at_target"] = list(plan.cuts_at_target)
     return metrics, flags + check_flags
 
 

@@ -87,11 +87,19 @@ class Flag(Documented):
     UNDEREXPOSED = ("underexposed", "Too much of the face is near black.")
     OVEREXPOSED = ("overexposed", "Too much of the face is near white.")
     UNEVEN_LIGHTING = ("uneven_lighting", "One half of the face much brighter than the other.")
-    PADDED_TOP = ("padded_top", "The crop reaches above the source: the top is filled in.")
-    PADDED_SIDES = ("padded_sides", "The crop reaches past the source's sides: they are filled in.")
-    MISSING_BODY_BOTTOM = ("missing_body_bottom", "The crop reaches below the source: the shoulders are cut.")
-    CROWN_CUT_BY_FRAME = ("crown_cut_by_frame", "The person touches the source's top edge: the crown is cut "
-                          "off.")
+    CROWN_CUT = ("crown_cut", "The source photo cuts off the top of the head: the crown is a straight edge, "
+                 "and the head size could not be measured from the real crown.")
+    SIDE_CUT = ("side_cut", "The source photo ends beside the person inside the output: a shoulder or arm "
+                "stops at a straight (or, after levelling, slanted) line.")
+    BODY_CUT = ("body_cut", "The source photo ends below the face inside the output and no head size or "
+                "position within the spec's rules reaches past it: the body stops at a line.")
+    HEAD_TOUCHES_TOP = ("head_touches_top", "No head size and position within the spec's rules leaves space "
+                        "above the hair: the head touches the top edge.")
+    ROLL_UNCERTAIN = ("roll_uncertain", "The face mesh and the face detector disagree on the head's tilt, so "
+                      "the photo was not levelled: check that it is straight.")
+    EYES_CLOSED = ("eyes_closed", "An eye looks closed (specs with `neutral_expression`: passports, visas).")
+    MOUTH_OPEN = ("mouth_open", "The lips are apart, e.g. a smile showing teeth (specs with "
+                  "`neutral_expression`).")
     LANDMARKS_UNAVAILABLE = ("landmarks_unavailable", "No face mesh: eyes and chin come from the detector's "
                              "keypoints, less precise.")
 

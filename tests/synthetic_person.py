@@ -97,6 +97,14 @@ def mesh_points(points: dict[str, tuple[float, float]]) -> np.ndarray:
     half = (le - re) * 0.12
     mesh[33, :2], mesh[133, :2] = re - half, re + half
     mesh[362, :2], mesh[263, :2] = le - half, le + half
+    # Open eyes (lid gap 0.3 of the eye width, like the development faces) and a closed mouth.
+    normal = np.array([-(le - re)[1], (le - re)[0]]) / max(float(np.hypot(*(le - re))), 1e-6)
+    lid = normal * float(np.hypot(*(2 * half))) * 0.15
+    for centre, (upper, lower) in ((re, (159, 145)), (le, (386, 374))):
+        mesh[upper, :2], mesh[lower, :2] = centre - lid, centre + lid
+    mouth = np.array(points["mouth"])
+    mesh[78, :2], mesh[308, :2] = mouth - half * 2, mouth + half * 2
+    mesh[13, :2], mesh[14, :2] = mouth, mouth
     mesh[1, :2] = points["nose"]
     mesh[152, :2] = points["chin"]
     mesh[234, :2], mesh[454, :2] = points["rear"], points["lear"]

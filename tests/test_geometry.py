@@ -116,12 +116,13 @@ def test_plan_uses_eye_rule_when_no_crown_rule():
     assert spec.size_px[1] - eye_out[1] == pytest.approx(spec.eye_from_bottom_target_px())
 
 
-def test_plan_flags_where_the_box_leaves_the_source():
-    spec = get_spec("cn-1inch")
-    plan = plan_crop(spec, 0.5, 150.0, 80.0, 40.0, (180, 300))
-    assert {"padded_top", "padded_sides", "missing_body_bottom", "crown_cut_by_frame"} == set(plan.flags())
+def test_plan_without_person_on_the_source_edges_has_no_flags_even_when_padded():
+    """A box far past every edge of a tiny source is plain background padding when no one touches the edges."""
+    plan = plan_crop(get_spec("cn-1inch"), 0.5, 150.0, 80.0, 40.0, (180, 300), edges={})
+    assert plan.x0 < 0 and plan.y0 < 0 and plan.y0 + plan.h > 180
+    assert plan.flags() == [] and plan.cuts_at_target == ()
     with pytest.raises(PhotoError):
-        plan_crop(spec, 100.0, 100.0, 100.0, 50.0, (200, 300))
+        plan_crop(get_spec("cn-1inch"), 100.0, 100.0, 100.0, 50.0, (200, 300))
 
 
 @pytest.mark.parametrize("shrink", [1.0, 4.0])

@@ -109,14 +109,32 @@ def test_empty_mask_fails_as_no_person():
     assert (result.status, result.reason) == (Status.FAILED, Reason.NO_PERSON)
 
 
-def test_crown_near_the_top_is_padded_and_flagged():
-    result = run(draw_person(center=(350.0, 140.0)))
-    assert "padded_top" in result.flags and result.status == Status.NEEDS_REVIEW
+def test_crown_near_the_top_is_padded_with_background_without_a_flag():
+    """Crown 10 px below the source's top: the 1寸 crop needs room above it, filled with the new background."""
+    result = run(draw_person(center=(350.0, 140.0)), backgrounds=("transparent",))
+    assert result.status == Status.OK, result.flags
+    rgba = decode(result.outputs[0].data)
+    assert rgba[:20, :, 3].max() == 0  # the padding above the hair is plain background
 
 
-def test_missing_body_at_the_bottom_is_flagged():
+def test_crown_cut_by_the_source_top_is_flagged():
+    result = run(draw_person(center=(350.0, 110.0)))
+    assert "crown_cut" in result.flags and result.status == Status.NEEDS_REVIEW
+
+
+def test_tight_source_keeps_the_body_within_the_rules():
+    """Shoulders cut by the source 120 px below the chin: the middle of the US ranges would show the cut, a
+    larger head placed lower does not."""
+    result = run(draw_person(size=(580, 700)), specs=("us-passport",), backgrounds=("transparent",))
+    assert result.metrics["specs"]["us-passport"]["cuts_at_target"] == ["body_cut"]
+    assert "body_cut" not in result.flags, result.flags
+    rgba = decode(result.outputs[0].data)
+    assert rgba[-1, rgba.shape[1] // 2, 3] == 255  # the shirt reaches the bottom edge
+
+
+def test_body_cut_when_no_placement_avoids_it():
     result = run(draw_person(size=(500, 700)))
-    assert "missing_body_bottom" in result.flags
+    assert "body_cut" in result.flags
 
 
 def test_unexpected_exception_becomes_internal_error():
@@ -143,10 +161,10 @@ def test_crop_regions_equal_cropping_the_fully_leveled_canvas_even_off_canvas():
     image = rng.integers(0, 255, (120, 90, 3), dtype=np.uint8)
     alpha = rng.random((120, 90), dtype=np.float32)
     for frame in (LeveledFrame.level(image, alpha, (45.0, 40.0), 7.0), LeveledFrame.unrotated(image, alpha)):
-        head = _Head(frame, np.zeros(2), np.zeros(2), np.zeros(2), (0.0, 0.0, 1.0, 1.0), 0.0, 1.0)
+        head = _Head(frame, np.zeros(2), np.zeros(2), np.zeros(2), (0.0, 0.0, 1.0, 1.0), 0.0, 1.0, {})
         for x0, y0, w, h in ((10.3, 5.7, 60.0, 80.0), (-20.0, -15.0, 50.0, 70.0), (500.0, 400.0, 30.0, 40.0)):
             for out in ((30, 40), (120, 160)):  # shrinking (area pre-scale) and enlarging
-                plan = CropPlan(x0, y0, w, h, out[0], out[1], "crown", False, False, False, False)
+                plan = CropPlan(x0, y0, w, h, out[0], out[1], "crown")
                 rgb, a, valid = _crop_layers(head, plan)
                 assert rgb.shape == (out[1], out[0], 3) and a.shape == valid.shape == (out[1], out[0])
                 np.testing.assert_allclose(a, extract_crop(frame.full("alpha"), plan), atol=1e-4)

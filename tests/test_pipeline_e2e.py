@@ -108,6 +108,27 @@ def test_outputs_exist_with_spec_size_and_dpi_and_no_partial_files(job):
     assert (root / "out" / "cn-1inch" / "blue" / "portrait" / "upright.jpg").exists()
 
 
+def test_output_affine_maps_the_input_file_onto_the_written_output(job):
+    """Each output's affine (input px → output px) reproduces the written file's subject from the input file."""
+    import numpy as np
+    from affine_check import subject_error
+    from PIL import ImageOps
+
+    root, _, _ = job
+    rows = _rows(root)
+    for rel in ("phone/large_4000x3000.jpg", "portrait/rotated_10deg.jpg", "phone/exif_rotated.jpg"):
+        with Image.open(root / "in" / rel) as img:
+            source = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+        for out in rows[rel]["outputs"]:
+            if out["background"] != "white":
+                continue
+            assert len(out["affine"]) == 6
+            with Image.open(out["path"]) as img:
+                written = np.asarray(img.convert("RGB"))
+            error = subject_error(source, written, out["affine"], (255, 255, 255))
+            assert error < 4.0, (rel, out["spec"], error)
+
+
 def test_run_json_and_review_page(job):
     root, config, summary = job
     info = json.loads((root / "out" / "run.json").read_text())

@@ -174,6 +174,7 @@ class FinishStage:
         return manifest.rows_to_table(rows)
 
     def _finish(self, row: dict[str, Any], batch: dict[str, np.ndarray], i: int) -> None:
+        from idphoto_ray.geometry import input_affine
         from idphoto_ray.photo_path import Prepared, working_image, write_outputs
         from idphoto_ray.review import write_thumbnail
 
@@ -205,7 +206,8 @@ class FinishStage:
         try:
             written = write_outputs(self.fs, self.root, name, result.outputs)
             row["outputs"] = [manifest.output_entry(out.spec, out.background, self._uri(path), out.width,
-                                                    out.height, len(out.data)) for path, out in written]
+                                                    out.height, len(out.data), input_affine(out.affine, scale))
+                              for path, out in written]
         except OSError as exc:
             manifest.fail(row, Reason.WRITE_ERROR, str(exc))
         manifest.add_time(row, Step.WRITE, (time.perf_counter() - started) * 1000)
