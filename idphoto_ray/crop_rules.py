@@ -22,7 +22,8 @@ from idphoto_ray.specs import PhotoSpec
 from idphoto_ray.types import Flag, PhotoError, Reason
 
 #: Crown margin range, as fractions of the height, for specs that state neither a crown nor an eye rule
-#: (ICAO-style head-size-only specs): the Chinese convention's 8–12 % (HivisionIDPhotos' top_distance 0.10–0.12).
+#: (ICAO-style head-size-only specs): the Chinese convention's 8–12 % (HivisionIDPhotos' top_distance
+#: 0.10–0.12).
 DEFAULT_CROWN_RANGE = (0.08, 0.12)
 #: The hair must stay this far below the top edge (fraction of the height; 1 mm on a 2×2 in photo). US rules
 #: combine a head of up to 69 % with eyes 31–45 % from the top, which can push the crown above the photo.
@@ -41,7 +42,9 @@ CUT_MARGIN_PX = 0.25
 EDGE_CUTS = {"top": Flag.CROWN_CUT, "bottom": Flag.BODY_CUT, "left": Flag.SIDE_CUT, "right": Flag.SIDE_CUT}
 
 
-def person_edge_points(alpha: np.ndarray, matrix: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+def person_edge_points(
+    alpha: np.ndarray, matrix: np.ndarray, threshold: float = 0.5
+) -> dict[str, np.ndarray]:
     """Where the person touches each edge of the source, as (N, 2) points on that edge in the levelled frame.
 
     alpha: the person mask over the whole working image; matrix: 2×3 working → levelled frame.

@@ -283,8 +283,10 @@ def _render_spec(
 ) -> tuple[dict[str, Any], list[str]]:
     """Crop, matte, decontaminate once, then composite + encode per background; returns output-space checks."""
     with _timed(timings, Step.CROP):
-        plan = plan_crop(spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]),
-                         head.frame.shape, head.edges)
+        plan = plan_crop(
+            spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]),
+            head.frame.shape, head.edges,
+        )
         rgb, alpha, valid = _crop_layers(head, plan)
     flags = plan.flags()
     affine = compose_affine(plan.matrix, head.frame.matrix)
@@ -306,13 +308,14 @@ def _render_spec(
                 pixels, options.output_format, spec.dpi, options.jpeg_quality, options.max_kb, options.min_jpeg_quality
             )
         ext = "jpg" if encoded.format == "jpeg" else "png"
-        outputs.append(
-            RenderedOutput(spec.name, background.name, encoded.data, encoded.width, encoded.height, ext, affine)
-        )
+        outputs.append(RenderedOutput(
+            spec.name, background.name, encoded.data, encoded.width, encoded.height, ext, affine
+        ))
 
     metrics, check_flags = _output_geometry(head, spec, plan, alpha)
     metrics["upscale"] = plan.scale
     metrics["placement"] = plan.placement
+    metrics["cuts"] = list(plan.cuts)
     metrics["cuts_at_target"] = list(plan.cuts_at_target)
     return metrics, flags + check_flags
 

@@ -1,4 +1,4 @@
-"""Does an output's `affine` say where its pixels came from? Warp the input with it and compare the subject."""
+"""Does an output's `affine` say where its pixels came from? Warp the input with it, compare the subject."""
 
 from __future__ import annotations
 

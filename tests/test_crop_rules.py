@@ -1,4 +1,4 @@
-"""Crop rules on exact synthetic geometry: head size and position inside the spec's ranges, cuts found and avoided."""
+"""Crop rules on exact synthetic geometry: head size and position inside the spec's ranges, cuts found."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def test_source_too_short_for_any_placement_is_flagged_body_cut_with_the_shortes
     # (the searched share of each range ends 5 % inside its bounds).
     inset = (1 - crop_rules.SEARCHED_SHARE) / 2
     assert head_mm == pytest.approx(spec.head_max_mm - inset * (spec.head_max_mm - spec.head_min_mm))
-    assert crown_mm == pytest.approx(spec.crown_top_max_mm - inset * (spec.crown_top_max_mm - spec.crown_top_min_mm))
+    crown_range = spec.crown_top_max_mm - spec.crown_top_min_mm
+    assert crown_mm == pytest.approx(spec.crown_top_max_mm - inset * crown_range)
 
 
 def test_us_passport_keeps_tall_hair_off_the_top_edge():
@@ -85,7 +86,8 @@ def test_edge_points_follow_the_source_edges_through_a_rotation():
     alpha[30:50, 0] = 1.0  # an arm on the left edge
     identity = LeveledFrame.unrotated(np.zeros((100, 80, 3), np.uint8), alpha).matrix
     points = crop_rules.person_edge_points(alpha, identity)
-    assert np.array_equal(points["bottom"][:, 0], np.arange(20, 40)) and np.all(points["bottom"][:, 1] == 99.5)
+    assert np.array_equal(points["bottom"][:, 0], np.arange(20, 40))
+    assert np.all(points["bottom"][:, 1] == 99.5)
     assert np.all(points["left"][:, 0] == -0.5) and points["top"].size == 0 and points["right"].size == 0
     frame = LeveledFrame.level(np.zeros((100, 80, 3), np.uint8), alpha, (40.0, 50.0), 10.0)
     rotated = crop_rules.person_edge_points(alpha, frame.matrix)
@@ -97,7 +99,7 @@ def test_edge_points_follow_the_source_edges_through_a_rotation():
 
 
 def test_slanted_bottom_edge_after_levelling_is_avoided_or_flagged():
-    """After levelling by 8°, the source's bottom edge crosses the crop diagonally unless the crop stays above it."""
+    """Levelled by 8°, the source's bottom edge crosses the crop diagonally unless the crop stays above it."""
     spec = get_spec("cn-1inch")
     h, w = 560, 700
     alpha = np.zeros((h, w), np.float32)

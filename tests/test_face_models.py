@@ -50,7 +50,8 @@ def test_full_range_detector_counts_small_faces_of_a_group(mediapipe_models):
     """Four ID portraits side by side, shrunk so each face is 6 % of a 1600-px image (a group photo's scale).
 
     Looked at: four upright faces on a grey canvas. Full range finds all four, which makes the photo
-    `multiple_faces`; short range finds at most one (a 2-face-wide box), which made such a group photo `no_face`.
+    `multiple_faces`; short range finds at most one (a 2-face-wide box), which made such a group photo
+    `no_face`.
     """
     path = DEVSET / "hivision_demoImage.jpg"
     if not path.is_file():

@@ -117,7 +117,7 @@ def test_plan_uses_eye_rule_when_no_crown_rule():
 
 
 def test_plan_without_person_on_the_source_edges_has_no_flags_even_when_padded():
-    """A box far past every edge of a tiny source is plain background padding when no one touches the edges."""
+    """A box far past every edge of a tiny source is plain background padding: nobody touches the edges."""
     plan = plan_crop(get_spec("cn-1inch"), 0.5, 150.0, 80.0, 40.0, (180, 300), edges={})
     assert plan.x0 < 0 and plan.y0 < 0 and plan.y0 + plan.h > 180
     assert plan.flags() == [] and plan.cuts_at_target == ()

@@ -167,7 +167,9 @@ def test_outputs_have_no_exif_and_carry_the_spec_dpi(upright):
 
 
 def test_red_wall_sample_is_levelled_like_the_upright_portrait(models, upright):
-    """The demo's red-wall photo measured −7.6° (short-range keypoints 25° off tilted the mesh crop); +3.4° is right."""
+    """The demo's red-wall photo measured −7.6° (short-range keypoints 25° off tilted the mesh crop).
+
+    The same portrait measures +3.4° elsewhere."""
     from idphoto_ray.samples import sample_files
 
     decoded = decode_image(sample_files()["backgrounds/red_wall.jpg"], long_side=OPTIONS.working_long_side)

@@ -109,7 +109,7 @@ def test_outputs_exist_with_spec_size_and_dpi_and_no_partial_files(job):
 
 
 def test_output_affine_maps_the_input_file_onto_the_written_output(job):
-    """Each output's affine (input px → output px) reproduces the written file's subject from the input file."""
+    """Each output's affine (input px → output px) reproduces the written file's subject from the input."""
     import numpy as np
     from affine_check import subject_error
     from PIL import ImageOps

@@ -20,7 +20,10 @@ litert = pytest.importorskip("ai_edge_litert.interpreter")
 TOL = 1e-4
 # Input range each model was trained on; random inputs are drawn from it.
 INPUT_RANGE = {
-    "mediapipe-selfie": (0.0, 1.0), "blazeface": (-1.0, 1.0), "blazeface-full": (-1.0, 1.0), "face-mesh": (0.0, 1.0)
+    "mediapipe-selfie": (0.0, 1.0),
+    "blazeface": (-1.0, 1.0),
+    "blazeface-full": (-1.0, 1.0),
+    "face-mesh": (0.0, 1.0),
 }
 
 
@@ -81,7 +84,7 @@ def test_matches_litert(models, name):
         assert set(ref) == set(got)
         for key, expected in ref.items():
             assert got[key].shape == expected.shape
-            # Relative above 1: the full-range detector's random-input logits reach ±190, where 1e-4 is 7 ulps.
+            # Relative above 1: the full-range detector's random-input logits reach ±190 (1e-4 = 7 ulps).
             diff = float((np.abs(got[key] - expected) / np.maximum(1.0, np.abs(expected))).max())
             assert diff <= TOL, f"{name}:{key} max|onnx-litert|/max(1,|litert|)={diff:.3g}"
 
@@ -121,7 +124,7 @@ def test_fp16_weights_become_fp32_initializers(mediapipe_models):
 
 
 def test_sparse_full_range_detector_converts_to_dense_weights(mediapipe_models):
-    """46 DENSIFY ops and DEPTH_TO_SPACE: the sparse constants become plain initializers, no sparse op left."""
+    """46 DENSIFY ops and DEPTH_TO_SPACE: the sparse constants become plain initializers."""
     source = tflite_path("blazeface-full").read_bytes()
     ops = list_ops(source)
     assert ops["DENSIFY"] == 46 and ops["DEPTH_TO_SPACE"] == 2
@@ -129,15 +132,14 @@ def test_sparse_full_range_detector_converts_to_dense_weights(mediapipe_models):
     assert "DepthToSpace" in {n.op_type for n in model.graph.node}
     assert not model.graph.sparse_initializer
     # Sparse weights keep their zeros after densifying: the network is ~50 % zeros in those layers.
-    zero_share = max(
-        float((numpy_helper.to_array(i) == 0).mean()) for i in model.graph.initializer if i.dims and i.dims[0] > 4
-    )
+    weights = [numpy_helper.to_array(i) for i in model.graph.initializer if i.dims and i.dims[0] > 4]
+    zero_share = max(float((w == 0).mean()) for w in weights)
     assert zero_share > 0.3
 
 
 def test_full_range_detector_matches_litert_on_group_photo(models):
-    """Real faces (a six-person selfie from the development set) light up the same anchors in both runtimes."""
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "devset" / "deepface_selfie-many-people.jpg"
+    """Real faces (a group selfie from the development set) light up the same anchors in both runtimes."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "devset" / "deepface_selfie-many-people.jpg"
     if not path.is_file():
         pytest.skip("development portraits not present")
     source, session = models["blazeface-full"]

@@ -37,8 +37,8 @@ SHORT_RANGE = Variant(128, STRIDES, 2, 0.5)
 #: face_detection_full_range.pbtxt: one stride-4 layer on a 192 px input, no interpolated scale (48² anchors).
 FULL_RANGE = Variant(192, (4,), 1, 0.5)
 VARIANTS = {v.input_size: v for v in (SHORT_RANGE, FULL_RANGE)}
-#: The detector the pipeline runs. Full range, so a group photo's small faces count: with faces 6 % of the image
-#: width it finds 4 of 4 faces where short range finds 0 (development group photos, docs/quality.md).
+#: The detector the pipeline runs. Full range, so a group photo's small faces count: with faces 6 % of the
+#: image width it finds 4 of 4 faces where short range finds 0 (development group photos, docs/quality.md).
 PIPELINE_DETECTOR = "blazeface-full"
 
 

@@ -72,10 +72,10 @@ class FaceMeshLandmarker:
         results = self._landmarks(image, faces, [crop_affine(f) for f in faces])
         if not refine:
             return results
-        affines = [
-            crop_affine(f, eyes=(pts[list(_RIGHT_EYE), :2].mean(axis=0), pts[list(_LEFT_EYE), :2].mean(axis=0)))
-            for f, (pts, _) in zip(faces, results, strict=True)
-        ]
+        affines = []
+        for face, (pts, _) in zip(faces, results, strict=True):
+            eyes = pts[list(_RIGHT_EYE), :2].mean(axis=0), pts[list(_LEFT_EYE), :2].mean(axis=0)
+            affines.append(crop_affine(face, eyes=eyes))
         return self._landmarks(image, faces, affines)
 
     def _landmarks(

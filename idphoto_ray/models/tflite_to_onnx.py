@@ -393,7 +393,7 @@ def _index_vector(vector_type: int, table: object) -> np.ndarray:
 def densify(
     values: np.ndarray, shape: tuple[int, ...], sparsity: tflite.SparsityParameters, name: str = "?"
 ) -> np.ndarray:
-    """Expand a TFLite sparse constant (TACO-style per-dimension DENSE / SPARSE_CSR metadata) to a dense array.
+    """Expand a TFLite sparse constant (TACO-style per-dimension DENSE / SPARSE_CSR metadata) to dense.
 
     The stored values follow a depth-first walk of the dimensions in traversal order: a dense level visits
     every coordinate, a CSR level visits indices[segments[p]:segments[p + 1]] of its parent position p.
@@ -425,7 +425,9 @@ def densify(
             coords = np.concatenate([np.repeat(coords, counts, axis=0), indices[positions][:, None]], axis=1)
             parents = positions
     if len(coords) != values.size:
-        raise UnsupportedTFLite(f"tensor {name!r}: {values.size} stored values for {len(coords)} sparse positions")
+        raise UnsupportedTFLite(
+            f"tensor {name!r}: {values.size} stored values for {len(coords)} sparse positions"
+        )
     dense = np.zeros(shape, values.dtype)
     original = np.empty_like(coords)
     original[:, order] = coords
