@@ -15,7 +15,7 @@ EPILOG = """examples:
   idphoto-ray run --input photos/ --output out/ --spec cn-1inch --spec cn-2inch --background blue --background white
   idphoto-ray run --config configs/scheduled-clean.yaml --resume
   idphoto-ray models fetch isnet
-  idphoto-ray models fetch mediapipe-selfie blazeface face-mesh
+  idphoto-ray models fetch mediapipe-selfie blazeface-full face-mesh
   idphoto-ray models list
   idphoto-ray specs
 """
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_cmd", required=True)
     msub.add_parser("list", help="Name, task, input size, source, cached, path.")
     fetch = msub.add_parser("fetch", help="Download/convert models into the model home (IDPHOTO_RAY_HOME).")
-    fetch.add_argument("names", nargs="+", help="e.g. isnet mediapipe-selfie blazeface face-mesh u2netp-arch")
+    fetch.add_argument("names", nargs="+", help="e.g. isnet mediapipe-selfie blazeface-full face-mesh u2netp-arch")
     fetch.add_argument("--from-wheel", type=Path, help="A mediapipe==0.10.14 wheel already on disk (air-gapped sites).")
     fetch.add_argument("--from-tflite", type=Path, help="A folder holding the three .tflite files.")
     fetch.add_argument(
