@@ -181,13 +181,16 @@ def read_manifest(manifest_dir: str, filesystem: Any = None) -> pa.Table:
 
 
 def latest_rows(table: pa.Table) -> pa.Table:
-    """The most recent row per input_path (runs are ordered by run_id, which starts with a UTC timestamp)."""
+    """The most recent row per input_id (runs are ordered by run_id, which starts with a UTC timestamp).
+
+    Keyed on identity, not path: one path listed under two ids is two inputs with two rows.
+    """
     if table.num_rows == 0:
         return table
-    order = pc.sort_indices(table, sort_keys=[("input_path", "ascending"), ("run_id", "descending")])
+    order = pc.sort_indices(table, sort_keys=[("input_id", "ascending"), ("run_id", "descending")])
     ordered = table.take(order)
-    paths = ordered.column("input_path").to_pylist()
-    keep = [i for i, p in enumerate(paths) if i == 0 or p != paths[i - 1]]
+    ids = ordered.column("input_id").to_pylist()
+    keep = [i for i, key in enumerate(ids) if i == 0 or key != ids[i - 1]]
     return ordered.take(pa.array(keep, type=pa.int64()))
 
 

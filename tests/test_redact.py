@@ -1,0 +1,57 @@
+"""Secrets in storage options never reach what a run writes: keys kept, values replaced."""
+
+from __future__ import annotations
+
+import logging
+
+from idphoto_ray.redact import REDACTED, ScrubSecrets, is_secret_name, redact, scrub, secret_values
+
+S3 = {
+    "key": "AKIAEXAMPLEKEY",
+    "secret": "wJalrXUtnFEMI/K7MDENG",
+    "token": "FwoGZXIvYXdzEJr//session",
+    "endpoint_url": "https://minio:s3cr3tpass@minio.local:9000",
+    "anon": False,
+    "max_keys": 100,
+    "client_kwargs": {"region_name": "eu-west-1", "aws_secret_access_key": "nested-secret-value"},
+    "config_kwargs": {"retries": {"max_attempts": 3}},
+    "credentials": {"client_id": "abc", "private_key": "-----BEGIN KEY-----"},
+}
+
+
+def test_secret_values_are_replaced_and_keys_kept():
+    out = redact(S3)
+    assert set(out) == set(S3)
+    assert out["key"] == out["secret"] == out["token"] == out["credentials"] == REDACTED
+    assert out["client_kwargs"] == {"region_name": "eu-west-1", "aws_secret_access_key": REDACTED}
+    assert out["endpoint_url"] == "https://***@minio.local:9000"
+    assert out["anon"] is False and out["max_keys"] == 100
+    assert out["config_kwargs"] == {"retries": {"max_attempts": 3}}
+    assert S3["key"] == "AKIAEXAMPLEKEY"  # a copy: the job still needs the real options
+
+
+def test_names_are_matched_word_by_word():
+    for name in ("key", "secret", "aws_secret_access_key", "sas_token", "account_key", "password", "SessionToken",
+                 "client_secret", "passphrase"):
+        assert is_secret_name(name), name
+    for name in ("endpoint_url", "region_name", "anon", "max_keys", "use_ssl", "version_aware"):
+        assert not is_secret_name(name), name
+
+
+def test_free_text_and_log_lines_are_scrubbed(caplog):
+    secrets = secret_values(S3)
+    assert {"AKIAEXAMPLEKEY", "nested-secret-value", "-----BEGIN KEY-----", "minio:s3cr3tpass"} <= secrets
+    text = "PUT failed with key AKIAEXAMPLEKEY via https://minio:s3cr3tpass@minio.local:9000"
+    cleaned = scrub(text, secrets)
+    assert "AKIAEXAMPLEKEY" not in cleaned and "s3cr3tpass" not in cleaned and REDACTED in cleaned
+
+    logger = logging.getLogger("idphoto_ray.test_redact")
+    handler_filter = ScrubSecrets(secrets)
+    caplog.handler.addFilter(handler_filter)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            logger.info("options: %s", S3)
+    finally:
+        caplog.handler.removeFilter(handler_filter)
+    assert "wJalrXUtnFEMI" not in caplog.text and "nested-secret-value" not in caplog.text
+    assert "endpoint_url" in caplog.text
