@@ -6,17 +6,19 @@ bytes themselves are read by Ray on the workers.
 
 from __future__ import annotations
 
+import glob as pyglob
 import posixpath
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif")
+from idphoto_ray.entries import check_local, extension_of, is_image_name, walk_local
+
 _UNSAFE = re.compile(r"[^\w.\-/ ]", re.UNICODE)
 
 
@@ -25,13 +27,24 @@ class InputItem:
     """One photo to process.
 
     `path` is what the filesystem opens (no protocol, as Ray reports it), `uri` is what the manifest shows,
-    `name` is the output stem (posix, relative, safe).
+    `name` is the output stem (posix, relative, safe). `problem` is set (`cause: detail`) for an entry that
+    was found but cannot be read: it becomes a `read_error` row instead of stopping the job.
     """
 
     path: str
     input_id: str
     name: str
     uri: str
+    problem: str = ""
+
+
+@dataclass
+class InputListing:
+    """What listing found: the inputs (readable or not) and the files skipped for their extension."""
+
+    protocol: str
+    items: list[InputItem]
+    skipped: Counter = field(default_factory=Counter)
 
 
 def open_filesystem(uri: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -49,10 +62,6 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return protocol_of(fs) in ("file", "local")
 
 
-def _is_image(path: str) -> bool:
-    return path.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS if "." in posixpath.basename(path) else False
-
-
 def _stem(rel: str) -> str:
     base, dot, ext = rel.rpartition(".")
     return base if dot and "/" not in ext else rel
@@ -64,21 +73,43 @@ def _safe_name(name: str) -> str:
     return "/".join(parts) or "_"
 
 
-def _expand(uri: str, storage_options: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """(path, path relative to its root) for every image under a directory, glob or single file."""
+def _problem(found: tuple[Any, str] | None) -> str:
+    return f"{found[0].value}: {found[1]}" if found else ""
+
+
+def _expand(uri: str, storage_options: dict[str, Any] | None, skipped: Counter) -> list[tuple[str, str, str]]:
+    """(path, path relative to its root, problem) for every image entry under a directory, glob or file.
+
+    Local entries are stat'ed, never opened (a FIFO blocks forever); other extensions are counted in
+    `skipped`.
+    """
     fs, path = open_filesystem(uri, storage_options)
+    local = is_local(fs)
     if any(ch in path for ch in "*?["):
         root = path.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0].rsplit("/", 1)[0]
-        found = sorted(p for p in fs.glob(path) if fs.isfile(p))
-    elif fs.isdir(path):
+        if local:
+            found = sorted(p for p in pyglob.glob(path, recursive=True) if not posixpath.isdir(p))
+        else:
+            found = sorted(p for p in fs.glob(path) if fs.isfile(p))
+    elif local and posixpath.isdir(path):
+        listing = walk_local(path)
+        skipped.update(listing.skipped)
+        return [(e.path, e.rel, _problem((e.problem, e.detail)) if e.problem else "") for e in listing.entries]
+    elif not local and fs.isdir(path):
         root = path.rstrip("/")
         found = sorted(fs.find(path))
-    elif fs.exists(path):
+    elif posixpath.lexists(path) if local else fs.exists(path):
         root = posixpath.dirname(path)
         found = [path]
     else:
         raise FileNotFoundError(f"input {uri!r} does not exist")
-    return [(p, posixpath.relpath(p, root) if root else p) for p in found if _is_image(p)]
+    entries = []
+    for p in found:
+        if not is_image_name(p):
+            skipped[extension_of(p)] += 1
+            continue
+        entries.append((p, posixpath.relpath(p, root) if root else p, _problem(check_local(p)) if local else ""))
+    return entries
 
 
 def _read_input_list(uri: str, storage_options: dict[str, Any] | None) -> list[tuple[str, str | None]]:
@@ -99,30 +130,43 @@ def list_inputs(
     inputs: list[str], input_list: str | None = None, storage_options: dict[str, Any] | None = None
 ) -> tuple[str, list[InputItem]]:
     """All inputs with unique output names, plus the fsspec protocol they share."""
-    candidates: list[tuple[str, str, str | None]] = []
+    listing = list_inputs_detailed(inputs, input_list, storage_options)
+    return listing.protocol, listing.items
+
+
+def list_inputs_detailed(
+    inputs: list[str], input_list: str | None = None, storage_options: dict[str, Any] | None = None
+) -> InputListing:
+    """All inputs (unreadable ones carry their problem) with unique output names, and what was skipped.
+
+    One path listed under two ids in an input list is two inputs; a path found twice while scanning
+    (overlapping roots) is one.
+    """
+    candidates: list[tuple[str, str, str | None, str]] = []
     protocols: set[str] = set()
+    skipped: Counter = Counter()
     fs = None
     for uri in inputs:
         fs, _ = open_filesystem(uri, storage_options)
         protocols.add(protocol_of(fs))
-        candidates.extend((p, rel, None) for p, rel in _expand(uri, storage_options))
+        candidates.extend((p, rel, None, problem) for p, rel, problem in _expand(uri, storage_options, skipped))
     if input_list:
         for path, ident in _read_input_list(input_list, storage_options):
             fs, p = open_filesystem(path, storage_options)
             protocols.add(protocol_of(fs))
-            candidates.append((p, posixpath.basename(p), ident))
+            candidates.append((p, posixpath.basename(p), ident, _problem(check_local(p)) if is_local(fs) else ""))
     if len(protocols) > 1:
         raise ValueError(f"all inputs must live on one filesystem, got: {', '.join(sorted(protocols))}")
     protocol = protocols.pop() if protocols else "file"
 
-    seen_paths: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
     used_names: set[str] = set()
     items: list[InputItem] = []
-    stems = Counter(_safe_name(ident if ident else _stem(rel)) for _, rel, ident in candidates)
-    for path, rel, ident in candidates:
-        if path in seen_paths:
+    stems = Counter(_safe_name(ident if ident else _stem(rel)) for _, rel, ident, _ in candidates)
+    for path, rel, ident, problem in candidates:
+        if (path, ident) in seen:
             continue
-        seen_paths.add(path)
+        seen.add((path, ident))
         name = _safe_name(ident if ident else _stem(rel))
         if stems[name] > 1 and not ident:
             name = _safe_name(rel.replace(".", "_"))
@@ -132,5 +176,5 @@ def list_inputs(
             name = f"{base}__{n}"
         used_names.add(name)
         uri = path if protocol in ("file", "local") or fs is None else fs.unstrip_protocol(path)
-        items.append(InputItem(path=path, input_id=ident if ident else _stem(rel), name=name, uri=uri))
-    return protocol, items
+        items.append(InputItem(path=path, input_id=ident if ident else _stem(rel), name=name, uri=uri, problem=problem))
+    return InputListing(protocol, items, skipped)

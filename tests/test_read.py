@@ -74,3 +74,28 @@ def test_input_filesystem_is_the_photos_not_the_input_list(tmp_path):
     (local / "a.jpg").write_bytes(b"x")
     protocol, items = list_inputs([str(local)], None, None)
     assert input_filesystem(items, protocol, {}) is None
+
+
+def test_unreadable_entries_are_inputs_with_their_cause_and_other_files_are_counted(tmp_path):
+    from torture import make_torture_folder
+
+    from idphoto_ray.read import list_inputs_detailed
+
+    expected = make_torture_folder(tmp_path / "in")
+    listing = list_inputs_detailed([str(tmp_path / "in")])
+    got = {i.input_id: i.problem.split(":", 1)[0] for i in listing.items}
+    assert got == {name.rsplit(".", 1)[0]: (p.value if p else "") for name, p in expected.items()}
+    assert all("\n" not in i.name and "\t" not in i.name for i in listing.items)
+    assert sum(listing.skipped.values()) == 4
+
+
+def test_input_list_missing_paths_and_one_path_under_two_ids(tmp_path):
+    from idphoto_ray.read import list_inputs_detailed
+
+    _touch(tmp_path, "p/1.jpg")
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"path,id\n{tmp_path}/p/1.jpg,A\n{tmp_path}/p/1.jpg,B\n{tmp_path}/p/gone.jpg,C\n")
+    items = {i.input_id: i for i in list_inputs_detailed([], input_list=str(listing)).items}
+    assert sorted(items) == ["A", "B", "C"]
+    assert items["A"].path == items["B"].path and items["A"].name != items["B"].name
+    assert items["C"].problem.startswith("missing:") and not items["A"].problem
