@@ -14,6 +14,8 @@ import logging
 import os
 import posixpath
 import tempfile
+import time
+from collections.abc import Callable
 from typing import Any
 
 import fsspec
@@ -118,3 +120,46 @@ def read_parts(manifest_dir: str, schema: pa.Schema, filesystem: Any = None) -> 
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables)
+
+
+class PartWriter:
+    """Collects a run's rows on the driver and writes them as numbered parts, whole or not at all.
+
+    A part is written every `rows_per_part` rows or `seconds` seconds, whichever comes first, so an
+    interrupted run keeps the rows of the photos it finished (the next `--resume` skips them) without a
+    file per photo. `on_failed_rows` receives the rows of a part that could not be written, so the job can
+    remove the outputs they point at before it stops.
+    """
+
+    def __init__(self, fs: Any, manifest_dir: str, run_id: str, schema: pa.Schema, *, rows_per_part: int = 256,
+                 seconds: float = 30.0, on_failed_rows: Callable[[pa.Table], None] | None = None) -> None:
+        self.fs, self.dir, self.run_id, self.schema = fs, manifest_dir, run_id, schema
+        self.rows_per_part, self.seconds = rows_per_part, seconds
+        self.on_failed_rows = on_failed_rows
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.parts = 0
+        self.written_rows = 0
+        self.last_flush = time.monotonic()
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.pending.append(table.select(self.schema.names).cast(self.schema))
+            self.pending_rows += table.num_rows
+        if self.pending_rows >= self.rows_per_part or time.monotonic() - self.last_flush >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.pending_rows:
+            return
+        table = pa.concat_tables(self.pending)
+        self.pending, self.pending_rows = [], 0
+        try:
+            write_part(table, self.fs, self.dir, f"{self.run_id}-{self.parts:05d}.parquet")
+        except ManifestWriteError:
+            if self.on_failed_rows is not None:
+                self.on_failed_rows(table)
+            raise
+        self.parts += 1
+        self.written_rows += table.num_rows

@@ -71,3 +71,25 @@ def test_a_failed_write_leaves_no_part_and_says_where(tmp_path):
     finally:
         manifest.chmod(0o755)
     assert os.listdir(manifest) == []
+
+
+def test_part_writer_flushes_by_rows_and_hands_back_rows_it_could_not_write(tmp_path):
+    from idphoto_ray.manifest_store import PartWriter
+
+    fs = fsspec.filesystem("file")
+    writer = PartWriter(fs, str(tmp_path / "manifest"), "run1", SCHEMA, rows_per_part=2, seconds=3600)
+    writer.add(_table("a"))
+    assert not (tmp_path / "manifest").exists()
+    writer.add(_table("b", "c"))
+    writer.add(_table("d"))
+    writer.flush()
+    assert sorted(os.listdir(tmp_path / "manifest")) == ["run1-00000.parquet", "run1-00001.parquet"]
+    assert writer.written_rows == 4
+
+    lost = []
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the manifest folder should be")
+    failing = PartWriter(fs, str(blocked), "run2", SCHEMA, rows_per_part=1, on_failed_rows=lost.append)
+    with pytest.raises(ManifestWriteError):
+        failing.add(_table("e"))
+    assert [t.column("input_id").to_pylist() for t in lost] == [["e"]]
