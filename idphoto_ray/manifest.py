@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 
 from idphoto_ray.types import Reason, Status, Step, TimingStage
 
@@ -172,12 +171,14 @@ def _fits(field: pa.Field, value: Any) -> bool:
 
 
 def read_manifest(manifest_dir: str, filesystem: Any = None) -> pa.Table:
-    """All rows of every run; an absent or empty manifest is an empty table with the schema."""
-    try:
-        dataset = pads.dataset(manifest_dir, format="parquet", filesystem=filesystem, schema=SCHEMA)
-        return dataset.to_table()
-    except (FileNotFoundError, OSError):
-        return SCHEMA.empty_table()
+    """All rows of every run; an absent or empty manifest is an empty table with the schema.
+
+    A part that cannot be read is skipped with a warning (the job moves such parts aside, see
+    manifest_store), so one torn file never hides the others.
+    """
+    from idphoto_ray.manifest_store import read_parts
+
+    return read_parts(manifest_dir, SCHEMA, filesystem, move_aside=False)
 
 
 def latest_rows(table: pa.Table) -> pa.Table:
@@ -192,14 +193,3 @@ def latest_rows(table: pa.Table) -> pa.Table:
     ids = ordered.column("input_id").to_pylist()
     keep = [i for i, key in enumerate(ids) if i == 0 or key != ids[i - 1]]
     return ordered.take(pa.array(keep, type=pa.int64()))
-
-
-def completed_hashes(table: pa.Table, config_hash: str) -> set[str]:
-    """Input hashes already made ok/needs_review under this config: a resumed run skips them."""
-    if table.num_rows == 0:
-        return set()
-    mask = pc.and_(
-        pc.equal(table.column("config_hash"), config_hash),
-        pc.is_in(table.column("status"), pa.array(["ok", "needs_review"])),
-    )
-    return set(table.filter(mask).column("input_sha256").to_pylist())

@@ -94,11 +94,11 @@ def quarantine(fs: Any, manifest_dir: str, path: str) -> str:
     return target
 
 
-def read_parts(manifest_dir: str, schema: pa.Schema, filesystem: Any = None) -> pa.Table:
+def read_parts(manifest_dir: str, schema: pa.Schema, filesystem: Any = None, *, move_aside: bool = True) -> pa.Table:
     """All rows of every readable part, in `schema`; unreadable parts are quarantined with a warning.
 
     Each part is read in full (not just its footer) so a part with a good footer and a damaged page is
-    caught here rather than by a reader later.
+    caught here rather than by a reader later. `move_aside=False` only skips them (readers in notebooks).
     """
     fs = filesystem or fsspec.filesystem("file")
     tables = []
@@ -108,6 +108,9 @@ def read_parts(manifest_dir: str, schema: pa.Schema, filesystem: Any = None) -> 
                 data = handle.read()
             part = pq.read_table(pa.BufferReader(data), schema=schema)
         except (pa.ArrowException, OSError, ValueError) as exc:
+            if not move_aside:
+                log.warning("manifest part %s is unreadable (%s); skipped", path, str(exc).splitlines()[0][:200])
+                continue
             try:
                 moved = quarantine(fs, manifest_dir, path)
                 log.warning("manifest part %s is unreadable (%s); moved to %s, the run goes on", path,

@@ -55,7 +55,7 @@ def write_review(rows: pa.Table, fs: Any, root: str, path: str, names: dict[str,
     ok = [r for r in records if r["status"] == "ok"][:ok_sample]
     cards = []
     for row in problems + ok:
-        name = names.get(row["input_path"], row["input_id"])
+        name = names.get(row["input_id"], row["input_id"])  # input_id → output stem (row identity)
         input_uri = _data_uri(fs, join(root, REVIEW_DIR, f"{name}.jpg"))
         outs = "".join(
             f'<figure><img alt="{html.escape(o["spec"])} {html.escape(o["background"])}" src="{uri}">'

@@ -264,7 +264,7 @@ def _realistic_page(tmp_path: Path) -> Path:
     for i in range(6):
         name = f"2026-intake/college-of-engineering/class-{i:02d}/IMG_20260901_1015{i:02d}_HDR"
         path = f"s3://campus-photos-incoming/raw/{name}.jpg"
-        names[path] = name
+        names[name] = name  # keyed on input_id
         (root / REVIEW_DIR / name).parent.mkdir(parents=True, exist_ok=True)
         photo = rng.integers(0, 255, (1200, 900, 3), dtype=np.uint8)
         (root / REVIEW_DIR / f"{name}.jpg").write_bytes(thumbnail_jpeg(photo))

@@ -11,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: What the read (ray.data.read_binary_files with include_paths) gives the prepare stage.
+#: What the listing gives the prepare stage, one row per input (the prepare stage reads the bytes itself, so
+#: an entry that cannot be read is a row, not a failed read task).
 READ: dict[str, str] = {
     "path": "The file as the filesystem opens it (no protocol).",
-    "bytes": "The file's bytes.",
+    "input_id": "Row identity: the input list's id, else the path relative to the input root.",
+    "name": "Output stem (posix, relative, safe).",
+    "uri": "The input as the manifest shows it (URI for object stores).",
+    "problem": "Why listing found the entry unreadable (`cause: detail`), else ''.",
 }
 
 #: Identity of the input and the prepare stage's outcome, carried to the manifest row.

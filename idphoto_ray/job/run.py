@@ -5,10 +5,13 @@ Models reach the workers as bytes through the object store, so no worker ever ne
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -19,12 +22,19 @@ import pyarrow.compute as pc
 import ray
 
 from idphoto_ray.config import JobConfig
+from idphoto_ray.entries import skipped_line
 from idphoto_ray.job.pool import photos_in_flight, plan_pool
 from idphoto_ray.job.ray_private import job_data_context
 from idphoto_ray.job.stages import FinishStage, PrepareStage, SegmentStage, as_tasks
-from idphoto_ray.manifest import completed_hashes, latest_rows, read_manifest
-from idphoto_ray.read import InputItem, is_local, list_inputs, open_filesystem, protocol_of
-from idphoto_ray.write import join, write_bytes
+from idphoto_ray.manifest import SCHEMA, latest_rows
+from idphoto_ray.manifest_store import ManifestWriteError, PartWriter, read_parts
+from idphoto_ray.read import InputItem, is_local, list_inputs_detailed, open_filesystem, protocol_of
+from idphoto_ray.redact import scrub, secret_values
+from idphoto_ray.resume import assign_names, done_inputs, owned_names
+from idphoto_ray.run_record import write_run_record
+from idphoto_ray.write import join
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +53,7 @@ class RunSummary:
     manifest_dir: str = ""
     review_html: str = ""
     stats: str = ""
+    skipped_files: dict[str, int] = field(default_factory=dict)
 
     @property
     def images_per_s(self) -> float:
@@ -62,6 +73,8 @@ class RunSummary:
             lines.append(f"    failed: {reason:<22}{n:>5}")
         for flag, n in sorted(self.flags.items(), key=lambda kv: -kv[1]):
             lines.append(f"    review: {flag:<22}{n:>5}")
+        if self.skipped_files:
+            lines.append(skipped_line(Counter(self.skipped_files)))
         lines.append(f"manifest: {self.manifest_dir}")
         if self.review_html:
             lines.append(f"review page: {self.review_html}")
@@ -85,9 +98,9 @@ def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
 
 
 def input_filesystem(items: list[InputItem], protocol: str, storage_options: dict[str, Any]) -> Any:
-    """The filesystem Ray reads the photos through: the photos' own, not the input list's.
+    """The filesystem the prepare stage reads the photos through: the photos' own, not the input list's.
 
-    None for local paths (Ray's default). An input list on local disk may name photos in a bucket.
+    None for local paths. An input list on local disk may name photos in a bucket.
     """
     if protocol in ("file", "local") or not items:
         return None
@@ -115,11 +128,11 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     """
     from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
     from idphoto_ray.models.registry import resolve_job_models
-    from idphoto_ray.review import write_review
     from idphoto_ray.specs import all_specs
 
     started = time.perf_counter()
     run_id = new_run_id()
+    secrets = secret_values(config.storage_options)
     out_fs, out_root = open_filesystem(config.output, config.storage_options)
     manifest_dir = join(out_root, "manifest")
 
@@ -128,14 +141,21 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     if unknown:
         raise ValueError(f"unknown spec(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
 
-    protocol, items = list_inputs(config.input, config.input_list, config.storage_options)
+    listing = list_inputs_detailed(config.input, config.input_list, config.storage_options)
+    protocol, items = listing.protocol, listing.items
     if not items:
-        raise ValueError(f"no image files found in {config.input or config.input_list}")
+        raise ValueError(f"no image files found in {config.input or config.input_list}"
+                         + (f" ({listing_line})" if (listing_line := skipped_line(listing.skipped)) else ""))
     config, models = resolve_job_models(config)  # `auto` → a model name; weights hashed into config_hash
     config_hash = config.config_hash(models.sha256["segmenter"])
-    done: set[str] = set()
-    if config.resume and out_fs.exists(manifest_dir):
-        done = completed_hashes(read_manifest(manifest_dir, filesystem=out_fs), config_hash)
+    out_uri = out_root if is_local(out_fs) else out_fs.unstrip_protocol(out_root)
+    # Every run reads the manifest: torn parts are moved aside here, and output names another input owns
+    # are never reused (resume or not).
+    previous = read_parts(manifest_dir, SCHEMA, out_fs)
+    items, renamed = assign_names(items, owned_names(previous, out_uri))
+    for input_id, wanted, given in renamed:
+        log.warning("output name %r belongs to another input; %r writes to %r", wanted, input_id, given)
+    done = done_inputs(previous, config_hash) if config.resume else {}
 
     seg_info = models.segmenter
 
@@ -162,20 +182,18 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         cpus = int(resources.get("CPU", 1))
         pool = plan_pool(config, cpus, int(resources.get("GPU", 0)))
         model_refs = {key: ray.put(data) for key, data in models.data.items()}
-        items_ref = ray.put({it.path: it for it in items})
-
         if config.limit:
             items = items[: config.limit]
-        paths = [it.path for it in items]
-        filesystem = input_filesystem(items, protocol, config.storage_options)
         # ~16 files per read task: one task per file left 105 tiny read tasks queueing for the same CPU slots
         # as decode and finishing (N=300, 2 cores: 8.2 → 8.7 photos/s with fewer, larger reads).
-        blocks = max(2 * cpus, len(paths) // 16)
-        job.bound_photos(photos_in_flight(config, cpus, pool), -(-len(paths) // blocks))
-        ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem,
-                                        override_num_blocks=blocks)
-        prepare = as_tasks(PrepareStage, items_ref=items_ref, done_ref=ray.put(done),
-                           options=config.processing, model_size=seg_info.preprocess.input_size)
+        blocks = max(1, min(len(items), max(2 * cpus, len(items) // 16)))
+        job.bound_photos(photos_in_flight(config, cpus, pool), -(-len(items) // blocks))
+        ds = ray.data.from_items(
+            [{"path": it.path, "input_id": it.input_id, "name": it.name, "uri": it.uri, "problem": it.problem}
+             for it in items], override_num_blocks=blocks)
+        prepare = as_tasks(PrepareStage, done_ref=ray.put(done), options=config.processing,
+                           model_size=seg_info.preprocess.input_size,
+                           filesystem=input_filesystem(items, protocol, config.storage_options))
         ds = ds.map_batches(prepare, batch_size=8, batch_format="numpy")
         seg_kwargs: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
         if pool.gpus_per_actor:
@@ -197,43 +215,140 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             storage_options=config.storage_options, run_id=run_id, config_hash=config_hash,
         )
         ds = ds.map_batches(finish, batch_size=4, batch_format="numpy")
-        ds.write_parquet(manifest_dir, filesystem=None if is_local(out_fs) else out_fs)
+        _write_manifest(ds, out_fs, out_root, out_uri, manifest_dir, run_id, config, items, secrets)
 
-    table = read_manifest(manifest_dir, filesystem=out_fs)
+    table = read_parts(manifest_dir, SCHEMA, out_fs)
     this_run = table.filter(pc.equal(table.column("run_id"), run_id))
     wall_s = time.perf_counter() - started
     summary = _summarise(run_id, config.output, len(items), len(items) - this_run.num_rows, this_run, wall_s,
                          manifest_dir)
-    review_path = join(out_root, "review.html")
-    # The page shows the latest result of every listed input under this config, so a resumed run that
-    # skipped most photos still shows the whole batch.
-    current = latest_rows(table.filter(pc.equal(table.column("config_hash"), config_hash)))
-    listed = pa.array([it.uri for it in items])
-    current = current.filter(pc.is_in(current.column("input_path"), value_set=listed))
-    write_review(current, out_fs, out_root, review_path, {it.uri: it.name for it in items},
-                 ok_sample=config.review_ok_sample)
-    summary.review_html = review_path
+    summary.skipped_files = dict(listing.skipped)
     summary.stats = ds.stats()
-    run_info = {
-        "run_id": run_id,
-        "config": json.loads(config.model_dump_json()),
-        "config_hash": config_hash,
-        "models": models.record(),
-        "packages": _package_versions(),
-        "pool": {"segment_actors": pool.actors, "intra_op_threads": pool.threads,
-                 "gpus_per_actor": pool.gpus_per_actor, "cpus_per_actor": pool.cpus_per_actor,
-                 "batch_size": pool.batch_size},
-        "listed": summary.listed,
-        "skipped": summary.skipped,
-        "processed": summary.processed,
-        "counts": summary.counts,
-        "reasons": summary.reasons,
-        "flags": summary.flags,
-        "wall_s": round(wall_s, 3),
-        "images_per_s": round(summary.images_per_s, 3),
-    }
-    write_bytes(out_fs, join(out_root, "run.json"), json.dumps(run_info, indent=2).encode())
+    try:
+        summary.review_html = _write_review_page(table, out_fs, out_root, out_uri, items, config)
+        run_info = {
+            "run_id": run_id,
+            "config": json.loads(config.model_dump_json()),
+            "config_hash": config_hash,
+            "models": models.record(),
+            "packages": _package_versions(),
+            "pool": {"segment_actors": pool.actors, "intra_op_threads": pool.threads,
+                     "gpus_per_actor": pool.gpus_per_actor, "cpus_per_actor": pool.cpus_per_actor,
+                     "batch_size": pool.batch_size},
+            "listed": summary.listed,
+            "skipped": summary.skipped,
+            "skipped_files": summary.skipped_files,
+            "processed": summary.processed,
+            "counts": summary.counts,
+            "reasons": summary.reasons,
+            "flags": summary.flags,
+            "renamed_outputs": [{"input_id": i, "wanted": w, "given": g} for i, w, g in renamed],
+            "wall_s": round(wall_s, 3),
+            "images_per_s": round(summary.images_per_s, 3),
+        }
+        write_run_record(out_fs, out_root, run_id, run_info, config.storage_options)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OutputFull(f"output disk full: {out_root} ({exc.strerror}); free space and run again "
+                             "with --resume") from exc
+        raise
+    full = [m for m in this_run.column("message").to_pylist() if m and _NO_SPACE in m]
+    if full:
+        raise OutputFull(f"output disk full: {out_root}; {len(full)} photo(s) could not be written (rows say "
+                         "write_error); free space and run again with --resume")
     return summary
+
+
+class OutputFull(RuntimeError):
+    """The output filesystem is full: the run ends with exit 1 and this one line; --resume completes it."""
+
+
+#: How an OSError for a full disk reads in a row's message (`[Errno 28] No space left on device`).
+_NO_SPACE = f"[Errno {errno.ENOSPC}]"
+
+
+def _write_manifest(ds: Any, out_fs: Any, out_root: str, out_uri: str, manifest_dir: str, run_id: str,
+                    config: JobConfig, items: list[InputItem], secrets: set[str]) -> None:
+    """Stream the finished rows to whole parts on the driver (rows are small: no pixels).
+
+    Ray's write_parquet left a torn part on a full disk and no row for photos already written. Here a part
+    that cannot be written stops the run: the outputs of its rows are removed, and so is any output of
+    this run that no readable row points at, so the next run with room makes them again.
+    """
+    writer = PartWriter(out_fs, manifest_dir, run_id, SCHEMA,
+                        on_failed_rows=lambda rows: _remove_outputs(out_fs, rows))
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            writer.add(_scrub_messages(batch, secrets))
+        writer.flush()
+    except ManifestWriteError as exc:
+        _remove_unrecorded(out_fs, out_root, out_uri, manifest_dir, config, items)
+        if exc.errno == errno.ENOSPC:
+            raise OutputFull(f"output disk full: {out_root} (manifest part not written; outputs without a row "
+                             "removed); free space and run again with --resume") from exc
+        raise OutputFull(f"{exc}; outputs without a row removed; fix it and run again with --resume") from exc
+
+
+def _scrub_messages(table: pa.Table, secrets: set[str]) -> pa.Table:
+    """An error text from a store may quote a credential: messages never carry one into the manifest."""
+    if not secrets or "message" not in table.column_names:
+        return table
+    messages = [None if m is None else scrub(m, secrets) for m in table.column("message").to_pylist()]
+    index = table.column_names.index("message")
+    return table.set_column(index, "message", pa.array(messages, type=pa.string()))
+
+
+def _remove_outputs(fs: Any, rows: pa.Table) -> None:
+    for outputs in rows.column("outputs").to_pylist():
+        for out in outputs or []:
+            try:
+                fs.rm(out["path"])
+            except OSError:
+                pass
+
+
+def _remove_unrecorded(fs: Any, out_root: str, out_uri: str, manifest_dir: str, config: JobConfig,
+                       items: list[InputItem]) -> None:
+    """Remove this run's outputs that no readable manifest row points at (best effort)."""
+    try:
+        recorded = {o["path"] for outs in read_parts(manifest_dir, SCHEMA, fs).column("outputs").to_pylist()
+                    for o in outs or []}
+    except OSError:
+        return
+    names = {it.name for it in items}
+    for spec in config.specs:
+        for background in config.backgrounds:
+            folder = join(out_root, spec, background)
+            try:
+                found = fs.find(folder)
+            except (FileNotFoundError, OSError):
+                continue
+            for path in found:
+                rel = path[len(folder) + 1:]
+                stem = rel.rpartition(".")[0] or rel
+                uri = path if is_local(fs) else fs.unstrip_protocol(path)
+                if stem in names and uri not in recorded:
+                    try:
+                        fs.rm(path)
+                    except OSError:
+                        pass
+
+
+def _write_review_page(table: pa.Table, out_fs: Any, out_root: str, out_uri: str, items: list[InputItem],
+                       config: JobConfig) -> str:
+    """review.html from the whole manifest: the latest row of every input of every run into this output.
+
+    Runs side by side (the service starts jobs into shared outputs) each rebuild it from the manifest, so
+    the last writer's page still covers every run.
+    """
+    from idphoto_ray.review import write_review
+
+    current = latest_rows(table)
+    names = {input_id: name for name, input_id in owned_names(table, out_uri).items()}
+    names.update({it.input_id: it.name for it in items})
+    review_path = join(out_root, "review.html")
+    write_review(current, out_fs, out_root, review_path, names, ok_sample=config.review_ok_sample)
+    return review_path
 
 
 def _summarise(run_id: str, output: str, listed: int, skipped: int, rows: pa.Table, wall_s: float,

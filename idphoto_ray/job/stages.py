@@ -9,6 +9,7 @@ escaping a batch.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -21,8 +22,10 @@ import ray
 from idphoto_ray import manifest
 from idphoto_ray.job import record
 from idphoto_ray.job.worker import tune_worker_process
-from idphoto_ray.read import InputItem, is_local
+from idphoto_ray.read import is_local
 from idphoto_ray.types import PhotoError, Reason, Step
+
+log = logging.getLogger(__name__)
 
 #: Per worker process: the live instance of each stage class run as tasks, and the build it came from.
 _LIVE: dict[type, tuple[str, Any]] = {}
@@ -52,16 +55,25 @@ def _call_live(batch: dict[str, np.ndarray], *, stage: type, token: str, kwargs:
 
 
 class PrepareStage:
-    """bytes → the segmenter's square input; hashes the input; marks unchanged inputs for skipping."""
+    """Read the input → the segmenter's square input; hash it; mark inputs done under this config as skipped.
 
-    def __init__(self, items_ref: Any, done_ref: Any, options: Any, model_size: int) -> None:
+    The bytes are read here, not by a Ray read task: a file that vanished, a FIFO, a permission error is
+    this input's `read_error` row, never a failed read task that ends the job.
+    """
+
+    def __init__(self, done_ref: Any, options: Any, model_size: int, filesystem: Any) -> None:
+        """`filesystem`: the photos' fsspec filesystem (it pickles with its options), None for local files."""
+        import fsspec
+
         tune_worker_process()
-        self.items: dict[str, InputItem] = ray.get(items_ref)
-        self.done: set[str] = ray.get(done_ref)
+        self.done: dict[str, str] = ray.get(done_ref)
         self.options = options
         self.size = model_size
+        self.local = filesystem is None
+        self.fs = filesystem or fsspec.filesystem("file")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from idphoto_ray.entries import UnreadableEntry, read_entry
         from idphoto_ray.photo_path import prepare
 
         record.require(batch, record.READ, "prepare")
@@ -69,7 +81,7 @@ class PrepareStage:
         out: dict[str, np.ndarray] = {
             "input_path": np.empty(n, dtype=object), "input_id": np.empty(n, dtype=object),
             "name": np.empty(n, dtype=object), "input_bytes": np.zeros(n, dtype=np.int64),
-            "input_sha256": np.empty(n, dtype=object), "skip": np.zeros(n, dtype=bool),
+            "input_sha256": np.full(n, "", dtype=object), "skip": np.zeros(n, dtype=bool),
             "width": np.zeros(n, dtype=np.int32), "height": np.zeros(n, dtype=np.int32),
             "reason": np.full(n, "", dtype=object), "message": np.full(n, "", dtype=object),
             "decode_ms": np.zeros(n), "data": np.full(n, b"", dtype=object),
@@ -77,16 +89,21 @@ class PrepareStage:
             "scale": np.ones(n), "model_image": np.zeros((n, self.size, self.size, 3), dtype=np.uint8),
         }
         for i in range(n):
-            path = str(batch["path"][i])
-            data = bytes(batch["bytes"][i])
-            item = self.items.get(path) or self.items.get(path.lstrip("/"))
-            out["input_path"][i] = item.uri if item else path
-            out["input_id"][i] = item.input_id if item else path
-            out["name"][i] = item.name if item else path.rsplit("/", 1)[-1]
+            out["input_path"][i] = str(batch["uri"][i])
+            out["input_id"][i] = input_id = str(batch["input_id"][i])
+            out["name"][i] = str(batch["name"][i])
+            out["working"][i] = np.zeros((0, 0, 3), np.uint8)
+            try:
+                if batch["problem"][i]:
+                    out["reason"][i], out["message"][i] = Reason.READ_ERROR.value, str(batch["problem"][i])
+                    continue
+                data = read_entry(self.fs, str(batch["path"][i]), self.local)
+            except UnreadableEntry as exc:
+                out["reason"][i], out["message"][i] = Reason.READ_ERROR.value, str(exc)
+                continue
             out["input_bytes"][i] = len(data)
             out["input_sha256"][i] = sha = hashlib.sha256(data).hexdigest()
-            out["working"][i] = np.zeros((0, 0, 3), np.uint8)
-            if sha in self.done:
+            if self.done.get(input_id) == sha:
                 out["skip"][i] = True
                 continue
             started = time.perf_counter()
@@ -166,6 +183,8 @@ class FinishStage:
             row = manifest.new_row(str(batch["input_path"][i]), str(batch["input_id"][i]),
                                    int(batch["input_bytes"][i]), str(batch["input_sha256"][i]),
                                    self.run_id, self.config_hash)
+            if not row["input_sha256"]:  # never read (read_error): no size, no hash
+                row["input_bytes"] = row["input_sha256"] = None
             try:
                 self._finish(row, batch, i)
             except Exception as exc:  # noqa: BLE001 - the row must be written whatever happened
@@ -194,7 +213,10 @@ class FinishStage:
             manifest.add_time(row, Step.DECODE, prepared.timings_ms[Step.DECODE.value])
             manifest.add_time(row, Step.SEGMENT, float(batch["segment_ms"][i]))
         name = str(batch["name"][i])
-        write_thumbnail(self.fs, self.root, name, image)
+        try:
+            write_thumbnail(self.fs, self.root, name, image)
+        except OSError as exc:  # the preview is for people; it never blocks the ID photos
+            log.warning("preview for %s not written: %s", row["input_id"], exc)
         if batch["segment_error"][i]:
             manifest.fail(row, Reason.SEGMENTATION_ERROR, str(batch["segment_error"][i]))
             return
@@ -208,7 +230,7 @@ class FinishStage:
             row["outputs"] = [manifest.output_entry(out.spec, out.background, self._uri(path), out.width,
                                                     out.height, len(out.data), input_affine(out.affine, scale))
                               for path, out in written]
-        except OSError as exc:
+        except OSError as exc:  # message names the path (write_outputs): full disk, read-only, name too long
             manifest.fail(row, Reason.WRITE_ERROR, str(exc))
         manifest.add_time(row, Step.WRITE, (time.perf_counter() - started) * 1000)
 
