@@ -303,3 +303,48 @@ def _moto():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_ctrl_c_keeps_finished_rows_and_resume_completes(tmp_path, ray_local, mediapipe_models):
+    """SIGINT to a running job: rows of photos already made are written whole, --resume does the rest."""
+    import signal
+    import sys
+    import time
+
+    from idphoto_ray.pipeline import run_job
+
+    samples = sample_files()
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(16):
+        (inputs / f"p{i:02d}.jpg").write_bytes(samples[PORTRAIT])
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idphoto_ray.cli", "run", "--input", str(inputs), "--output", str(out),
+         "--spec", "cn-1inch", "--background", "white", "--device", "cpu", "--concurrency", "1",
+         "--batch-size", "2", "--no-progress", "--resume"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(out.glob("_review/*.jpg"))) < 3:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the job never started finishing photos"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    first = 0
+    if (out / "manifest").exists():
+        _assert_nothing_torn(out)
+        first = len(_rows(out))
+
+    summary = run_job(_config([inputs], out, resume=True), progress=False)
+    latest = _latest(out)
+    assert sorted(latest) == [f"p{i:02d}" for i in range(16)]
+    assert all(r["status"] in ("ok", "needs_review") for r in latest.values())
+    assert summary.skipped == first  # every row the interrupted run wrote is honoured
+    _assert_nothing_torn(out)

@@ -5,6 +5,7 @@ Models reach the workers as bytes through the object store, so no worker ever ne
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -273,7 +274,8 @@ def _write_manifest(ds: Any, out_fs: Any, out_root: str, out_uri: str, manifest_
 
     Ray's write_parquet left a torn part on a full disk and no row for photos already written. Here a part
     that cannot be written stops the run: the outputs of its rows are removed, and so is any output of
-    this run that no readable row points at, so the next run with room makes them again.
+    this run that no readable row points at, so the next run with room makes them again. An interrupted
+    run (Ctrl-C) writes the rows it holds before it stops.
     """
     writer = PartWriter(out_fs, manifest_dir, run_id, SCHEMA,
                         on_failed_rows=lambda rows: _remove_outputs(out_fs, rows))
@@ -287,6 +289,10 @@ def _write_manifest(ds: Any, out_fs: Any, out_root: str, out_uri: str, manifest_
             raise OutputFull(f"output disk full: {out_root} (manifest part not written; outputs without a row "
                              "removed); free space and run again with --resume") from exc
         raise OutputFull(f"{exc}; outputs without a row removed; fix it and run again with --resume") from exc
+    except BaseException:  # Ctrl-C, a failed stage: keep the rows of the photos already made
+        with contextlib.suppress(Exception):
+            writer.flush()
+        raise
 
 
 def _scrub_messages(table: pa.Table, secrets: set[str]) -> pa.Table:
