@@ -14,37 +14,23 @@ import posixpath
 import stat
 from collections import Counter
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
+
+from idphoto_ray.types import Documented
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif")
 
 
-class ReadProblem(str, Enum):
-    """Why an input entry cannot be read; the text after the colon in a `read_error` row's message."""
+class ReadProblem(Documented):
+    """Why an input entry cannot be read: the start of a `read_error` row's message (`cause: detail`)."""
 
-    MISSING = "missing"
-    DANGLING_LINK = "dangling_symlink"
-    LINK_LOOP = "symlink_loop"
-    NOT_REGULAR = "not_a_regular_file"
-    PERMISSION = "permission_denied"
-    VANISHED = "vanished"
-    UNREADABLE = "unreadable"
-
-    @property
-    def sentence(self) -> str:
-        return _SENTENCES[self]
-
-
-_SENTENCES = {
-    ReadProblem.MISSING: "The path does not exist.",
-    ReadProblem.DANGLING_LINK: "A symbolic link whose target does not exist.",
-    ReadProblem.LINK_LOOP: "A symbolic link that points back to itself through other links.",
-    ReadProblem.NOT_REGULAR: "Not a regular file (a FIFO, socket, device or folder); never opened.",
-    ReadProblem.PERMISSION: "The file exists but this process may not read it.",
-    ReadProblem.VANISHED: "The file was listed but was gone or replaced when its bytes were read.",
-    ReadProblem.UNREADABLE: "The operating system or the store refused the read (see the message).",
-}
+    MISSING = ("missing", "The path does not exist.")
+    DANGLING_LINK = ("dangling_symlink", "A symbolic link whose target does not exist.")
+    LINK_LOOP = ("symlink_loop", "A symbolic link that leads back to itself.")
+    NOT_REGULAR = ("not_a_regular_file", "A FIFO, socket, device or folder: never opened.")
+    PERMISSION = ("permission_denied", "The file exists but this process may not read it.")
+    VANISHED = ("vanished", "The file was listed but was gone or replaced when its bytes were read.")
+    UNREADABLE = ("unreadable", "The operating system or the store refused the read (see the detail).")
 
 
 class UnreadableEntry(Exception):
@@ -93,13 +79,19 @@ def skipped_line(skipped: Counter) -> str:
     total = sum(skipped.values())
     if not total:
         return ""
-    parts = [ext if n == 1 else f"{ext} ×{n}" for ext, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))]
+    ordered = sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [ext if n == 1 else f"{ext} ×{n}" for ext, n in ordered]
     return f"{total} file{'s' if total != 1 else ''} skipped: {', '.join(parts)}"
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "folder")):
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISDIR, "folder"),
+    ):
         if test(mode):
             return name
     return "special file"

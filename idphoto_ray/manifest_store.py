@@ -64,7 +64,9 @@ def write_part(table: pa.Table, fs: fsspec.AbstractFileSystem, manifest_dir: str
             pq.write_table(table, buffer)
             fs.pipe_file(path, buffer.getvalue())
     except OSError as exc:
-        raise ManifestWriteError(exc.errno, f"cannot write the manifest in {manifest_dir}: {exc.strerror or exc}") from exc
+        raise ManifestWriteError(
+            exc.errno, f"cannot write the manifest in {manifest_dir}: {exc.strerror or exc}"
+        ) from exc
     return path
 
 
@@ -94,7 +96,9 @@ def quarantine(fs: Any, manifest_dir: str, path: str) -> str:
     return target
 
 
-def read_parts(manifest_dir: str, schema: pa.Schema, filesystem: Any = None, *, move_aside: bool = True) -> pa.Table:
+def read_parts(
+    manifest_dir: str, schema: pa.Schema, filesystem: Any = None, *, move_aside: bool = True
+) -> pa.Table:
     """All rows of every readable part, in `schema`; unreadable parts are quarantined with a warning.
 
     Each part is read in full (not just its footer) so a part with a good footer and a damaged page is
@@ -109,15 +113,25 @@ def read_parts(manifest_dir: str, schema: pa.Schema, filesystem: Any = None, *, 
             part = pq.read_table(pa.BufferReader(data), schema=schema)
         except (pa.ArrowException, OSError, ValueError) as exc:
             if not move_aside:
-                log.warning("manifest part %s is unreadable (%s); skipped", path, str(exc).splitlines()[0][:200])
+                log.warning(
+                    "manifest part %s is unreadable (%s); skipped", path, str(exc).splitlines()[0][:200]
+                )
                 continue
             try:
                 moved = quarantine(fs, manifest_dir, path)
-                log.warning("manifest part %s is unreadable (%s); moved to %s, the run goes on", path,
-                            str(exc).splitlines()[0][:200], moved)
+                log.warning(
+                    "manifest part %s is unreadable (%s); moved to %s, the run goes on",
+                    path,
+                    str(exc).splitlines()[0][:200],
+                    moved,
+                )
             except OSError as move_exc:
-                log.warning("manifest part %s is unreadable (%s) and could not be moved aside (%s); ignored",
-                            path, str(exc).splitlines()[0][:200], move_exc)
+                log.warning(
+                    "manifest part %s is unreadable (%s) and could not be moved aside (%s); ignored",
+                    path,
+                    str(exc).splitlines()[0][:200],
+                    move_exc,
+                )
             continue
         tables.append(part)
     if not tables:
@@ -134,8 +148,17 @@ class PartWriter:
     remove the outputs they point at before it stops.
     """
 
-    def __init__(self, fs: Any, manifest_dir: str, run_id: str, schema: pa.Schema, *, rows_per_part: int = 256,
-                 seconds: float = 30.0, on_failed_rows: Callable[[pa.Table], None] | None = None) -> None:
+    def __init__(
+        self,
+        fs: Any,
+        manifest_dir: str,
+        run_id: str,
+        schema: pa.Schema,
+        *,
+        rows_per_part: int = 256,
+        seconds: float = 30.0,
+        on_failed_rows: Callable[[pa.Table], None] | None = None,
+    ) -> None:
         self.fs, self.dir, self.run_id, self.schema = fs, manifest_dir, run_id, schema
         self.rows_per_part, self.seconds = rows_per_part, seconds
         self.on_failed_rows = on_failed_rows

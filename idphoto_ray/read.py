@@ -94,7 +94,8 @@ def _expand(uri: str, storage_options: dict[str, Any] | None, skipped: Counter) 
     elif local and posixpath.isdir(path):
         listing = walk_local(path)
         skipped.update(listing.skipped)
-        return [(e.path, e.rel, _problem((e.problem, e.detail)) if e.problem else "") for e in listing.entries]
+        return [(e.path, e.rel, _problem((e.problem, e.detail)) if e.problem else "")
+                for e in listing.entries]
     elif not local and fs.isdir(path):
         root = path.rstrip("/")
         found = sorted(fs.find(path))
@@ -108,7 +109,8 @@ def _expand(uri: str, storage_options: dict[str, Any] | None, skipped: Counter) 
         if not is_image_name(p):
             skipped[extension_of(p)] += 1
             continue
-        entries.append((p, posixpath.relpath(p, root) if root else p, _problem(check_local(p)) if local else ""))
+        problem = _problem(check_local(p)) if local else ""
+        entries.append((p, posixpath.relpath(p, root) if root else p, problem))
     return entries
 
 
@@ -149,12 +151,14 @@ def list_inputs_detailed(
     for uri in inputs:
         fs, _ = open_filesystem(uri, storage_options)
         protocols.add(protocol_of(fs))
-        candidates.extend((p, rel, None, problem) for p, rel, problem in _expand(uri, storage_options, skipped))
+        expanded = _expand(uri, storage_options, skipped)
+        candidates.extend((p, rel, None, problem) for p, rel, problem in expanded)
     if input_list:
         for path, ident in _read_input_list(input_list, storage_options):
             fs, p = open_filesystem(path, storage_options)
             protocols.add(protocol_of(fs))
-            candidates.append((p, posixpath.basename(p), ident, _problem(check_local(p)) if is_local(fs) else ""))
+            problem = _problem(check_local(p)) if is_local(fs) else ""
+            candidates.append((p, posixpath.basename(p), ident, problem))
     if len(protocols) > 1:
         raise ValueError(f"all inputs must live on one filesystem, got: {', '.join(sorted(protocols))}")
     protocol = protocols.pop() if protocols else "file"
@@ -176,5 +180,6 @@ def list_inputs_detailed(
             name = f"{base}__{n}"
         used_names.add(name)
         uri = path if protocol in ("file", "local") or fs is None else fs.unstrip_protocol(path)
-        items.append(InputItem(path=path, input_id=ident if ident else _stem(rel), name=name, uri=uri, problem=problem))
+        items.append(InputItem(path=path, input_id=ident if ident else _stem(rel), name=name, uri=uri,
+                               problem=problem))
     return InputListing(protocol, items, skipped)

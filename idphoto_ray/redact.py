@@ -17,8 +17,25 @@ REDACTED = "***"
 #: Words that make an option secret when they appear as a word of its name (`aws_secret_access_key`,
 #: `sas_token`, `client_secret`, `password`); `key` alone is the S3 access key id, also treated as secret.
 _SECRET_WORDS = frozenset(
-    {"key", "secret", "token", "password", "passwd", "pwd", "credential", "credentials", "auth",
-     "authorization", "signature", "sas", "private", "session", "cookie", "apikey", "passphrase"}
+    {
+        "key",
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "pwd",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "signature",
+        "sas",
+        "private",
+        "session",
+        "cookie",
+        "apikey",
+        "passphrase",
+    }
 )
 _WORD = re.compile(r"[a-z0-9]+")
 #: user:password@ in a URL (an endpoint written with credentials).
@@ -31,7 +48,9 @@ def is_secret_name(name: str) -> bool:
     """True for option names that hold credentials, matched word by word (`max_keys` is not `key`)."""
     lowered = name.lower()
     words = set(_WORD.findall(lowered))
-    return bool(words & _SECRET_WORDS) or any(w in lowered for w in ("secret", "token", "password", "credential"))
+    return bool(words & _SECRET_WORDS) or any(
+        w in lowered for w in ("secret", "token", "password", "credential")
+    )
 
 
 def redact_url(text: str) -> str:
@@ -76,7 +95,7 @@ def secret_values(value: Any) -> set[str]:
             if len(text) >= _MIN_SCRUB_LEN:
                 found.add(text)
         elif isinstance(node, str):
-            found.update(m.group(0)[len(m.group("scheme")):-1] for m in _URL_USERINFO.finditer(node))
+            found.update(m.group(0)[len(m.group("scheme")) : -1] for m in _URL_USERINFO.finditer(node))
 
     visit(value, False)
     return found

@@ -30,8 +30,11 @@ def done_inputs(table: pa.Table, config_hash: str) -> dict[str, str]:
     same_config = table.filter(pc.equal(table.column("config_hash"), config_hash))
     latest = latest_rows(same_config)
     done = {}
-    for input_id, status, sha in zip(latest.column("input_id").to_pylist(), latest.column("status").to_pylist(),
-                                     latest.column("input_sha256").to_pylist()):
+    for input_id, status, sha in zip(
+        latest.column("input_id").to_pylist(),
+        latest.column("status").to_pylist(),
+        latest.column("input_sha256").to_pylist(),
+    ):
         if status in DONE_STATUSES and sha:
             done[input_id] = sha
     return done
@@ -42,7 +45,7 @@ def _output_name(path: str, root_uri: str, spec: str, background: str) -> str | 
     prefix = posixpath.join(root_uri.rstrip("/"), spec, background) + "/"
     if not path.startswith(prefix):
         return None
-    rest = path[len(prefix):]
+    rest = path[len(prefix) :]
     stem, dot, _ = rest.rpartition(".")
     return stem if dot else rest
 
@@ -54,7 +57,9 @@ def owned_names(table: pa.Table, root_uri: str) -> dict[str, str]:
         return owners
     order = pc.sort_indices(table, sort_keys=[("run_id", "ascending")])
     ordered = table.take(order)
-    for input_id, outputs in zip(ordered.column("input_id").to_pylist(), ordered.column("outputs").to_pylist()):
+    for input_id, outputs in zip(
+        ordered.column("input_id").to_pylist(), ordered.column("outputs").to_pylist()
+    ):
         for out in outputs or []:
             name = _output_name(out["path"], root_uri, out.get("spec") or "", out.get("background") or "")
             if name is not None:
@@ -62,7 +67,9 @@ def owned_names(table: pa.Table, root_uri: str) -> dict[str, str]:
     return owners
 
 
-def assign_names(items: Iterable[Any], owners: dict[str, str]) -> tuple[list[Any], list[tuple[str, str, str]]]:
+def assign_names(
+    items: Iterable[Any], owners: dict[str, str]
+) -> tuple[list[Any], list[tuple[str, str, str]]]:
     """Items whose output name another input owns get a free `<name>__<n>` (or the one they own already).
 
     Returns the items and (input_id, wanted, given) for each renamed one, so the run can say so. The

@@ -31,8 +31,9 @@ def record_text(info: dict[str, Any], storage_options: dict[str, Any] | None) ->
     return scrub(text, secrets | {json.dumps(s)[1:-1] for s in secrets})
 
 
-def write_run_record(fs: Any, root: str, run_id: str, info: dict[str, Any],
-                     storage_options: dict[str, Any] | None) -> str:
+def write_run_record(
+    fs: Any, root: str, run_id: str, info: dict[str, Any], storage_options: dict[str, Any] | None
+) -> str:
     """Write runs/<run_id>.json, then run.json (the latest); returns the per-run path."""
     data = record_text(info, storage_options).encode()
     per_run = join(root, RUNS_DIR, f"{run_id}.json")

@@ -1,4 +1,4 @@
-"""Every listed entry is an input or a counted skip; unreadable ones are named, and never opened if special."""
+"""Every listed entry is an input or a counted skip; unreadable ones are named, special ones never opened."""
 
 from __future__ import annotations
 
@@ -93,7 +93,9 @@ def _problems(path: str) -> list[str]:
     return found
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as another user")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as another user"
+)
 def test_permission_denied_is_named():
     folder = Path(tempfile.mkdtemp(prefix="idphoto-perm-"))
     try:

@@ -1,4 +1,4 @@
-"""Faults on real filesystems: nothing lost (every input a row), nothing leaked (no secret written), nothing torn.
+"""Faults on real filesystems: nothing lost (every input a row), nothing leaked (no secret), nothing torn.
 
 Full disks are small tmpfs mounts, read-only folders are read-only mounts (root ignores file modes), FIFOs
 and symlinks are real, S3 is moto's server on 127.0.0.1. Mounting needs root: elsewhere those tests skip
@@ -33,8 +33,12 @@ PORTRAIT = "portrait/upright.jpg"
 def mounted(target: Path, *options: str):
     """A real tmpfs at `target` (`options` e.g. size=…, ro); skipped where mounting is not allowed."""
     target.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options or ("size=4m",)), "tmpfs", str(target)],
-                          check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(options or ("size=4m",)), "tmpfs", str(target)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         reason = f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); needs root"
         if os.environ.get("CI") == "true":
@@ -47,7 +51,13 @@ def mounted(target: Path, *options: str):
 
 
 def _config(inputs, output, **kw) -> JobConfig:
-    base = {"specs": ["cn-1inch"], "backgrounds": ["white"], "batch_size": 2, "concurrency": 1, "device": "cpu"}
+    base = {
+        "specs": ["cn-1inch"],
+        "backgrounds": ["white"],
+        "batch_size": 2,
+        "concurrency": 1,
+        "device": "cpu",
+    }
     if isinstance(inputs, str):
         base["input_list"] = inputs
     else:
@@ -78,11 +88,28 @@ def _assert_nothing_torn(out: Path) -> None:
 def _run_cli(*argv: str) -> int:
     from idphoto_ray.cli import main
 
-    return main(["run", *argv, "--spec", "cn-1inch", "--background", "white", "--device", "cpu", "--concurrency", "1",
-                 "--batch-size", "2", "--no-progress"])
+    return main(
+        [
+            "run",
+            *argv,
+            "--spec",
+            "cn-1inch",
+            "--background",
+            "white",
+            "--device",
+            "cpu",
+            "--concurrency",
+            "1",
+            "--batch-size",
+            "2",
+            "--no-progress",
+        ]
+    )
 
 
-def test_torture_folder_every_entry_is_a_row_and_the_job_succeeds(tmp_path, ray_local, mediapipe_models, capsys):
+def test_torture_folder_every_entry_is_a_row_and_the_job_succeeds(
+    tmp_path, ray_local, mediapipe_models, capsys
+):
     samples = sample_files()
     expected = make_torture_folder(tmp_path / "in")
     (tmp_path / "in" / "good.jpg").write_bytes(samples[PORTRAIT])
@@ -127,7 +154,9 @@ def test_input_list_missing_path_and_one_path_under_two_ids(tmp_path, ray_local,
     assert len(paths) == 2 and all(Path(p).exists() for p in paths)
 
 
-def test_resume_keys_on_identity_and_never_overwrites_another_inputs_photo(tmp_path, ray_local, mediapipe_models):
+def test_resume_keys_on_identity_and_never_overwrites_another_inputs_photo(
+    tmp_path, ray_local, mediapipe_models
+):
     from idphoto_ray.pipeline import run_job
 
     samples = sample_files()
@@ -172,8 +201,9 @@ def test_torn_part_is_quarantined_and_the_run_goes_on(tmp_path, ray_local, media
     _assert_nothing_torn(out)
 
 
-def test_full_disk_ends_the_run_then_a_run_with_room_completes_the_set(tmp_path, ray_local, mediapipe_models,
-                                                                       capsys):
+def test_full_disk_ends_the_run_then_a_run_with_room_completes_the_set(
+    tmp_path, ray_local, mediapipe_models, capsys
+):
     samples = sample_files()
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -191,8 +221,12 @@ def test_full_disk_ends_the_run_then_a_run_with_room_completes_the_set(tmp_path,
         assert len(err) == 1 and "disk full" in err[0] and str(out) in err[0], err
         if (out / "manifest").exists():
             _assert_nothing_torn(out)
-        recorded = {o["path"] for r in (_rows(out) if (out / "manifest").exists() else []) for o in r["outputs"]}
-        on_disk = {str(p) for p in (out / "cn-1inch").rglob("*.jpg")} if (out / "cn-1inch").exists() else set()
+        recorded = {
+            o["path"] for r in (_rows(out) if (out / "manifest").exists() else []) for o in r["outputs"]
+        }
+        on_disk = (
+            {str(p) for p in (out / "cn-1inch").rglob("*.jpg")} if (out / "cn-1inch").exists() else set()
+        )
         assert on_disk <= recorded, "an output without a row was left behind"
 
         ballast.unlink()
@@ -204,7 +238,9 @@ def test_full_disk_ends_the_run_then_a_run_with_room_completes_the_set(tmp_path,
         _assert_nothing_torn(out)
 
 
-def test_write_failures_are_rows_with_the_path_and_previews_are_best_effort(tmp_path, ray_local, mediapipe_models):
+def test_write_failures_are_rows_with_the_path_and_previews_are_best_effort(
+    tmp_path, ray_local, mediapipe_models
+):
     from idphoto_ray.pipeline import run_job
 
     samples = sample_files()
@@ -253,18 +289,30 @@ def test_s3_secrets_are_never_written(tmp_path, ray_local, mediapipe_models, cap
 
     with _moto() as endpoint:
         key, secret, token = "AKIAFAULTSUITE0001", "fault-suite-secret-value", "fault-suite-session-token"
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
-                     region_name="us-east-1").create_bucket(Bucket="photos")
-        options = {"endpoint_url": endpoint, "key": key, "secret": secret, "token": token,
-                   "client_kwargs": {"region_name": "us-east-1"}}
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            region_name="us-east-1",
+        ).create_bucket(Bucket="photos")
+        options = {
+            "endpoint_url": endpoint,
+            "key": key,
+            "secret": secret,
+            "token": token,
+            "client_kwargs": {"region_name": "us-east-1"},
+        }
         fs = s3fs.S3FileSystem(**options)
         samples = sample_files()
         fs.pipe_file("photos/inbox/a.jpg", samples[PORTRAIT])
         fs.pipe_file("photos/inbox/bad/truncated.jpg", samples["bad/truncated.jpg"])
         fs.pipe_file("photos/inbox/notes.pdf", b"%PDF")
         with caplog.at_level(logging.DEBUG, logger="idphoto_ray"):
-            summary = run_job(_config(["s3://photos/inbox/"], "s3://photos/results", storage_options=options),
-                              progress=False)
+            summary = run_job(
+                _config(["s3://photos/inbox/"], "s3://photos/results", storage_options=options),
+                progress=False,
+            )
         assert summary.processed == 2
         written = fs.find("photos/results")
         assert any(p.endswith("run.json") for p in written) and any(p.endswith(".parquet") for p in written)
@@ -287,8 +335,11 @@ def _moto():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -321,10 +372,33 @@ def test_ctrl_c_keeps_finished_rows_and_resume_completes(tmp_path, ray_local, me
     out = tmp_path / "out"
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "idphoto_ray.cli", "run", "--input", str(inputs), "--output", str(out),
-         "--spec", "cn-1inch", "--background", "white", "--device", "cpu", "--concurrency", "1",
-         "--batch-size", "2", "--no-progress", "--resume"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "idphoto_ray.cli",
+            "run",
+            "--input",
+            str(inputs),
+            "--output",
+            str(out),
+            "--spec",
+            "cn-1inch",
+            "--background",
+            "white",
+            "--device",
+            "cpu",
+            "--concurrency",
+            "1",
+            "--batch-size",
+            "2",
+            "--no-progress",
+            "--resume",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while len(list(out.glob("_review/*.jpg"))) < 3:

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _table(*ids: str) -> pa.Table:
-    return rows_to_table([empty_row() | {"input_id": i, "input_path": f"/in/{i}.jpg", "status": "ok"} for i in ids])
+    return rows_to_table(
+        [empty_row() | {"input_id": i, "input_path": f"/in/{i}.jpg", "status": "ok"} for i in ids]
+    )
 
 
 def test_parts_round_trip_and_no_temp_files_remain(tmp_path):

@@ -18,7 +18,7 @@ def test_require_names_every_missing_column():
 
 
 @pytest.mark.parametrize("stage, dropped", [
-    (PrepareStage, "bytes"), (SegmentStage, "model_image"), (FinishStage, "segment_error"),
+    (PrepareStage, "problem"), (SegmentStage, "model_image"), (FinishStage, "segment_error"),
 ])
 def test_each_stage_checks_its_input_at_entry(stage, dropped):
     """A stage that stops producing a column fails the next stage at entry, not deep inside a photo."""

@@ -31,8 +31,17 @@ def test_secret_values_are_replaced_and_keys_kept():
 
 
 def test_names_are_matched_word_by_word():
-    for name in ("key", "secret", "aws_secret_access_key", "sas_token", "account_key", "password", "SessionToken",
-                 "client_secret", "passphrase"):
+    for name in (
+        "key",
+        "secret",
+        "aws_secret_access_key",
+        "sas_token",
+        "account_key",
+        "password",
+        "SessionToken",
+        "client_secret",
+        "passphrase",
+    ):
         assert is_secret_name(name), name
     for name in ("endpoint_url", "region_name", "anon", "max_keys", "use_ssl", "version_aware"):
         assert not is_secret_name(name), name

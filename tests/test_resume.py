@@ -1,4 +1,4 @@
-"""Resume and output names key on input_id: copies are new inputs, names owned by another id are not reused."""
+"""Resume and output names key on input_id: copies are new inputs, names another id owns are not reused."""
 
 from __future__ import annotations
 
@@ -9,22 +9,43 @@ from idphoto_ray.resume import assign_names, done_inputs, owned_names
 
 
 def _row(input_id, sha, run, status="ok", config="c1", name=None):
-    outputs = [] if name is None else [{"spec": "cn-1inch", "background": "white", "path": f"/out/cn-1inch/white/{name}.jpg",
-                                        "width": 295, "height": 413, "bytes": 10}]
-    return empty_row() | {"input_id": input_id, "input_path": f"/in/{input_id}.jpg", "input_sha256": sha,
-                          "run_id": run, "status": status, "config_hash": config, "outputs": outputs}
+    outputs = (
+        []
+        if name is None
+        else [
+            {
+                "spec": "cn-1inch",
+                "background": "white",
+                "path": f"/out/cn-1inch/white/{name}.jpg",
+                "width": 295,
+                "height": 413,
+                "bytes": 10,
+            }
+        ]
+    )
+    return empty_row() | {
+        "input_id": input_id,
+        "input_path": f"/in/{input_id}.jpg",
+        "input_sha256": sha,
+        "run_id": run,
+        "status": status,
+        "config_hash": config,
+        "outputs": outputs,
+    }
 
 
 def test_done_means_this_inputs_latest_row_with_the_same_bytes():
-    table = rows_to_table([
-        _row("a", "h1", "r1"),
-        _row("b", "h2", "r1", status="failed"),
-        _row("c", "h3", "r1"),
-        _row("c", "h3", "r2", status="failed"),  # latest row of c failed: not done
-        _row("d", "h4", "r1", config="c0"),  # another config: not done under c1
-        _row("e", "h5", "r1", status="needs_review"),
-        _row("e", "h5", "r2", status="rejected"),  # a review decision is final for resume
-    ])
+    table = rows_to_table(
+        [
+            _row("a", "h1", "r1"),
+            _row("b", "h2", "r1", status="failed"),
+            _row("c", "h3", "r1"),
+            _row("c", "h3", "r2", status="failed"),  # latest row of c failed: not done
+            _row("d", "h4", "r1", config="c0"),  # another config: not done under c1
+            _row("e", "h5", "r1", status="needs_review"),
+            _row("e", "h5", "r2", status="rejected"),  # a review decision is final for resume
+        ]
+    )
     assert done_inputs(table, "c1") == {"a": "h1", "e": "h5"}
     # a copy of a's bytes under another id is a new input: done is keyed by id, not by hash
     assert "copy-of-a" not in done_inputs(table, "c1")
@@ -36,7 +57,9 @@ def test_latest_rows_keeps_two_ids_of_one_path():
         row["input_path"] = "/in/same.jpg"
     latest = latest_rows(rows_to_table(rows))
     assert sorted(zip(latest.column("input_id").to_pylist(), latest.column("status").to_pylist())) == [
-        ("x", "failed"), ("y", "ok")]
+        ("x", "failed"),
+        ("y", "ok"),
+    ]
 
 
 @dataclass(frozen=True)

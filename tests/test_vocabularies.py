@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from idphoto_ray.entries import ReadProblem
 from idphoto_ray.types import Documented, Flag, Reason, Status, Step, TimingStage
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -25,13 +26,14 @@ def _table_rows(heading_start: str) -> list[tuple[str, str]]:
     return rows
 
 
-@pytest.mark.parametrize("enum, heading", [(Reason, "Failure reasons ("), (Flag, "Review flags (")])
+@pytest.mark.parametrize("enum, heading", [(Reason, "Failure reasons ("), (Flag, "Review flags ("),
+                                            (ReadProblem, "Read problems (")])
 def test_readme_table_matches_the_enum(enum, heading):
     expected = [(m.value, m.doc) for m in enum]
     assert _table_rows(heading) == expected, "regenerate the README table from idphoto_ray/types.py"
 
 
-@pytest.mark.parametrize("enum", [Status, Reason, Flag, Step, TimingStage])
+@pytest.mark.parametrize("enum", [Status, Reason, Flag, Step, TimingStage, ReadProblem])
 def test_every_member_has_a_sentence(enum: type[Documented]):
     for member in enum:
         assert member.doc.endswith(".") and len(member.doc) > 10, member

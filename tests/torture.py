@@ -29,8 +29,14 @@ def make_torture_folder(root: Path) -> dict[str, ReadProblem | None]:
     (root / "logo.svg").write_text("<svg/>")
     (root / "README").write_text("x")
     return {
-        "good.jpg": None, "new\nline.jpg": None, "tab\there.png": None, "sub/deep.png": None, "alias.jpg": None,
+        "good.jpg": None,
+        "new\nline.jpg": None,
+        "tab\there.png": None,
+        "sub/deep.png": None,
+        "alias.jpg": None,
         "folder.jpg/inner.webp": None,
-        "dangling.jpg": ReadProblem.DANGLING_LINK, "loop.jpg": ReadProblem.LINK_LOOP,
-        "fifo.jpg": ReadProblem.NOT_REGULAR, "device.jpg": ReadProblem.NOT_REGULAR,
+        "dangling.jpg": ReadProblem.DANGLING_LINK,
+        "loop.jpg": ReadProblem.LINK_LOOP,
+        "fifo.jpg": ReadProblem.NOT_REGULAR,
+        "device.jpg": ReadProblem.NOT_REGULAR,
     }

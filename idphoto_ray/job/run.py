@@ -286,8 +286,8 @@ def _write_manifest(ds: Any, out_fs: Any, out_root: str, out_uri: str, manifest_
     except ManifestWriteError as exc:
         _remove_unrecorded(out_fs, out_root, out_uri, manifest_dir, config, items)
         if exc.errno == errno.ENOSPC:
-            raise OutputFull(f"output disk full: {out_root} (manifest part not written; outputs without a row "
-                             "removed); free space and run again with --resume") from exc
+            raise OutputFull(f"output disk full: {out_root} (manifest part not written; outputs without a "
+                             "row removed); free space and run again with --resume") from exc
         raise OutputFull(f"{exc}; outputs without a row removed; fix it and run again with --resume") from exc
     except BaseException:  # Ctrl-C, a failed stage: keep the rows of the photos already made
         with contextlib.suppress(Exception):

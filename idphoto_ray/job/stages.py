@@ -55,7 +55,7 @@ def _call_live(batch: dict[str, np.ndarray], *, stage: type, token: str, kwargs:
 
 
 class PrepareStage:
-    """Read the input → the segmenter's square input; hash it; mark inputs done under this config as skipped.
+    """Read the input → the segmenter's square input; hash it; mark inputs done under this config skipped.
 
     The bytes are read here, not by a Ray read task: a file that vanished, a FIFO, a permission error is
     this input's `read_error` row, never a failed read task that ends the job.
