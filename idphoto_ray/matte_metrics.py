@@ -160,3 +160,16 @@ def edge_spill(
     if not band.any():
         return 0.0
     return float((a * c)[band].mean())
+
+
+def edge_colour_error(
+    fg: np.ndarray, alpha: np.ndarray, true_fg: np.ndarray, truth: np.ndarray, band_px: float = SPILL_BAND_PX
+) -> float:
+    """Mean α·|fg − true_fg| / 255 (RGB norm) over the truth's edge band: any visible colour error at the edge,
+    including decontamination that overshoots past the subject's colour (which edge_spill does not count)."""
+    a = np.clip(np.asarray(alpha, dtype=np.float64), 0.0, 1.0)
+    diff = np.linalg.norm(np.asarray(fg, dtype=np.float64) - np.asarray(true_fg, dtype=np.float64), axis=-1)
+    band = edge_band(truth, band_px)
+    if not band.any():
+        return 0.0
+    return float((a * diff)[band].mean() / 255.0)

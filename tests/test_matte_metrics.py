@@ -110,3 +110,17 @@ def test_edge_spill_is_alpha_weighted_old_colour_in_the_band():
     expected = np.isin(cols, [20, 21, 22]).sum() / cols.size
     assert spill == pytest.approx(expected)
     assert 0 < spill < 1
+
+
+def test_edge_colour_error_counts_overshoot_that_spill_does_not():
+    truth = np.zeros((40, 40))
+    truth[:, 20:] = 1.0
+    true_fg = np.full((40, 40, 3), 100.0)
+    old_bg = np.array([255.0, 0.0, 0.0])
+    over = true_fg.copy()
+    over[:, 20:23] = [0.0, 200.0, 200.0]  # pushed away from red, past the subject: teal
+    assert mm.edge_spill(over, truth, true_fg, old_bg, truth, band_px=3) == 0.0
+    err = mm.edge_colour_error(over, truth, true_fg, truth, band_px=3)
+    cols = np.nonzero(mm.edge_band(truth, 3)[0])[0]
+    expected = 3 / cols.size * np.linalg.norm([100.0, 100.0, 100.0]) / 255.0
+    assert err == pytest.approx(expected)
