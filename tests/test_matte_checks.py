@@ -74,3 +74,13 @@ def test_crown_disagreeing_with_face_size_is_uncertain():
     rgb, alpha = _head()
     _, flags = mc.matte_flags(rgb, alpha, rgb, (80.0, 220.0), 150.0, 160.0, 260.0)  # crown at the eyebrows
     assert mc.CROWN_UNCERTAIN in flags
+
+
+def test_object_beside_the_head_is_a_background_remnant():
+    """A coffee cup the segmenter kept, attached to the cheek: not backdrop-coloured, but where hair rarely is."""
+    rgb, alpha = _head()
+    alpha[120:200, 230:300] = 1.0
+    rgb[120:200, 230:300] = [230, 150, 60]
+    metrics, flags = _flags(rgb, alpha)
+    assert metrics["side_blob_share"] > mc.MAX_SIDE_BLOB_SHARE
+    assert mc.BACKGROUND_REMNANT in flags
