@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from idphoto_ray import checks, crop_rules
+from idphoto_ray import checks, crop_rules, matte_checks
 from idphoto_ray.backgrounds import Background
 from idphoto_ray.compose import composite
 from idphoto_ray.config import ProcessingOptions
@@ -313,11 +313,26 @@ def _render_spec(
         ))
 
     metrics, check_flags = _output_geometry(head, spec, plan, alpha)
+    matte_metrics, matte_flags = _matte_checks(head, plan, rgb, alpha, fg)
+    metrics["matte"] = matte_metrics
+    check_flags += matte_flags
     metrics["upscale"] = plan.scale
     metrics["placement"] = plan.placement
     metrics["cuts"] = list(plan.cuts)
     metrics["cuts_at_target"] = list(plan.cuts_at_target)
     return metrics, flags + check_flags
+
+
+def _matte_checks(
+    head: _Head, plan: CropPlan, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray
+) -> tuple[dict[str, float], list[Flag]]:
+    """Backdrop remnants, halo and an uncertain crown, measured on this output (matte_checks)."""
+    (x0, _), (x1, _) = plan.to_output(np.array([[head.box[0], 0.0], [head.box[2], 0.0]]))
+    crown = find_crown_y(alpha, x0, x1)
+    if crown is None:
+        crown = float(plan.to_output(np.array([0.0, head.crown_y]))[1])
+    eye_y, chin_y = float(plan.to_output(head.eye_mid)[1]), float(plan.to_output(head.chin)[1])
+    return matte_checks.matte_flags(rgb, alpha, fg, (x0, x1), crown, eye_y, chin_y)
 
 
 def _output_geometry(

@@ -102,6 +102,11 @@ class Flag(Documented):
                   "`neutral_expression`).")
     LANDMARKS_UNAVAILABLE = ("landmarks_unavailable", "No face mesh: eyes and chin come from the detector's "
                              "keypoints, less precise.")
+    BACKGROUND_REMNANT = ("background_remnant", "Pieces of the old backdrop may remain beside the person "
+                          "(islands or bands in the matte).")
+    HALO = ("halo", "The edge of the hair or shoulders keeps the old backdrop's colour (a visible fringe).")
+    CROWN_UNCERTAIN = ("crown_uncertain", "The top of the head is uncertain (cut flat, or at odds with the "
+                       "face's size): the crop height may be wrong.")
 
 
 class Step(Documented):

@@ -221,3 +221,15 @@ def test_person_alpha_finds_a_face_smaller_than_a_model_pixel():
 
 def test_person_alpha_is_empty_when_nothing_touches_the_face():
     assert person_alpha(_model_mask_with_blob_and_hole(), (1200, 900), (0.0, 0.0, 20.0, 20.0)).max() == 0.0
+
+
+def test_fill_enclosed_holes_fills_what_the_subject_surrounds_only():
+    from idphoto_ray.refine import fill_enclosed_holes
+
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[20:100, 20:80] = 1.0
+    alpha[50:54, 40:44] = 0.1  # an earring punched through: enclosed
+    alpha[60:100, 48:52] = 0.0  # a gap reaching the bottom edge: not enclosed
+    filled = fill_enclosed_holes(alpha)
+    assert filled[50:54, 40:44].min() == 1.0
+    assert filled[70, 50] == 0.0 and filled[5, 5] == 0.0

@@ -1,0 +1,86 @@
+"""Matte checks on synthetic outputs: a clean head, a backdrop island, a backdrop band, a fringe, a flat crown."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from idphoto_ray import matte_checks as mc
+
+H, W = 400, 300
+SKIN = np.array([200.0, 150.0, 120.0])
+BACKDROP = np.array([30.0, 60.0, 220.0])
+
+
+def _head() -> tuple[np.ndarray, np.ndarray]:
+    """A round head on shoulders over a blue backdrop: (rgb, alpha)."""
+    yy, xx = np.mgrid[:H, :W]
+    alpha = ((((yy - 175) / 130.0) ** 2 + ((xx - 150) / 85.0) ** 2) <= 1.0) | (yy >= 300)
+    alpha = alpha.astype(np.float32)
+    rgb = np.where(alpha[..., None] > 0.5, SKIN, BACKDROP).astype(np.float32)
+    return rgb, alpha
+
+
+def _flags(rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None = None) -> tuple[dict, list[str]]:
+    return mc.matte_flags(rgb, alpha, rgb if fg is None else fg, (80.0, 220.0), 60.0, 160.0, 260.0)
+
+
+def test_clean_output_raises_no_flag():
+    rgb, alpha = _head()
+    metrics, flags = _flags(rgb, alpha)
+    assert flags == [], metrics
+    assert metrics["remnant_share"] == 0.0 and metrics["halo"] < 1e-6
+
+
+def test_detached_island_is_a_background_remnant():
+    rgb, alpha = _head()
+    alpha[20:50, 240:290] = 1.0  # 1500 px = 1.25 % of the frame
+    metrics, flags = _flags(rgb, alpha)
+    assert mc.BACKGROUND_REMNANT in flags
+    assert metrics["remnant_share"] >= 1500 / alpha.size
+
+
+def test_backdrop_band_attached_to_the_head_is_a_background_remnant():
+    rgb, alpha = _head()
+    band = np.zeros_like(alpha, dtype=bool)
+    band[120:260, 225:245] = True  # a strip of backdrop beside the ear, called person
+    alpha[band] = 1.0
+    metrics, flags = _flags(rgb, alpha)
+    assert mc.BACKGROUND_REMNANT in flags, metrics
+
+
+def test_backdrop_coloured_edge_is_a_halo():
+    rgb, alpha = _head()
+    fg = rgb.copy()
+    from idphoto_ray.matte_metrics import edge_band
+
+    ring = edge_band(alpha, 2) & (alpha > 0.5)
+    fg[ring] = BACKDROP  # the edge pixels keep the old blue
+    metrics, flags = _flags(rgb, alpha, fg)
+    assert mc.HALO in flags, metrics
+    assert mc.BACKGROUND_REMNANT not in flags
+
+
+def test_flat_crown_is_uncertain():
+    rgb, alpha = _head()
+    alpha[:100, :] = 0.0  # head cut straight across at row 100
+    flat = mc.crown_flat_share(alpha, 80.0, 220.0)
+    assert flat > mc.MAX_FLAT_CROWN_SHARE
+    assert mc.crown_flat_share(_head()[1], 80.0, 220.0) < mc.MAX_FLAT_CROWN_SHARE
+    _, flags = _flags(rgb, alpha)
+    assert mc.CROWN_UNCERTAIN in flags
+
+
+def test_crown_disagreeing_with_face_size_is_uncertain():
+    rgb, alpha = _head()
+    _, flags = mc.matte_flags(rgb, alpha, rgb, (80.0, 220.0), 150.0, 160.0, 260.0)  # crown at the eyebrows
+    assert mc.CROWN_UNCERTAIN in flags
+
+
+def test_object_beside_the_head_is_a_background_remnant():
+    """A coffee cup the segmenter kept, attached to the cheek: not backdrop-coloured, but where hair rarely is."""
+    rgb, alpha = _head()
+    alpha[120:200, 230:300] = 1.0
+    rgb[120:200, 230:300] = [230, 150, 60]
+    metrics, flags = _flags(rgb, alpha)
+    assert metrics["side_blob_share"] > mc.MAX_SIDE_BLOB_SHARE
+    assert mc.BACKGROUND_REMNANT in flags
