@@ -6,6 +6,8 @@ bytes themselves are read by Ray on the workers.
 
 from __future__ import annotations
 
+import logging
+import os
 import posixpath
 import re
 from collections import Counter
@@ -16,6 +18,10 @@ import fsspec
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+log = logging.getLogger(__name__)
+
+#: Thumbnails of an earlier run's review page (review.REVIEW_DIR): never inputs.
+REVIEW_DIR = "_review"
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif")
 _UNSAFE = re.compile(r"[^\w.\-/ ]", re.UNICODE)
 
@@ -64,7 +70,18 @@ def _safe_name(name: str) -> str:
     return "/".join(parts) or "_"
 
 
-def _expand(uri: str, storage_options: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _left_out(rel: str, path: str, excluded: list[str]) -> bool:
+    """An output folder inside the input (and its `_review/` thumbnails) would feed a run its own results."""
+    return REVIEW_DIR in rel.split("/")[:-1] or any(_inside(path, root) for root in excluded)
+
+
+def _expand(
+    uri: str, storage_options: dict[str, Any] | None, excluded: list[str] | None = None
+) -> list[tuple[str, str]]:
     """(path, path relative to its root) for every image under a directory, glob or single file."""
     fs, path = open_filesystem(uri, storage_options)
     if any(ch in path for ch in "*?["):
@@ -78,7 +95,12 @@ def _expand(uri: str, storage_options: dict[str, Any] | None) -> list[tuple[str,
         found = [path]
     else:
         raise FileNotFoundError(f"input {uri!r} does not exist")
-    return [(p, posixpath.relpath(p, root) if root else p) for p in found if _is_image(p)]
+    pairs = [(p, posixpath.relpath(p, root) if root else p) for p in found if _is_image(p)]
+    kept = [(p, rel) for p, rel in pairs if not _left_out(rel, p, excluded or [])]
+    if len(kept) < len(pairs):
+        log.warning("note: left %d file(s) out of %s: they lie in the output folder or a %s/ folder of an earlier run",
+                    len(pairs) - len(kept), uri, REVIEW_DIR)
+    return kept
 
 
 def _read_input_list(uri: str, storage_options: dict[str, Any] | None) -> list[tuple[str, str | None]]:
@@ -96,16 +118,26 @@ def _read_input_list(uri: str, storage_options: dict[str, Any] | None) -> list[t
 
 
 def list_inputs(
-    inputs: list[str], input_list: str | None = None, storage_options: dict[str, Any] | None = None
+    inputs: list[str],
+    input_list: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    output: str | None = None,
 ) -> tuple[str, list[InputItem]]:
-    """All inputs with unique output names, plus the fsspec protocol they share."""
+    """All inputs with unique output names, plus the fsspec protocol they share.
+
+    Folders and globs leave out `output` when it lies inside them (with a note); an input list is taken as given.
+    """
     candidates: list[tuple[str, str, str | None]] = []
     protocols: set[str] = set()
     fs = None
+    excluded: list[str] = []
+    if output:
+        out_fs, out_path = open_filesystem(output, storage_options)
+        excluded.append(posixpath.normpath(os.path.abspath(out_path)) if is_local(out_fs) else out_path.rstrip("/"))
     for uri in inputs:
         fs, _ = open_filesystem(uri, storage_options)
         protocols.add(protocol_of(fs))
-        candidates.extend((p, rel, None) for p, rel in _expand(uri, storage_options))
+        candidates.extend((p, rel, None) for p, rel in _expand(uri, storage_options, excluded))
     if input_list:
         for path, ident in _read_input_list(input_list, storage_options):
             fs, p = open_filesystem(path, storage_options)

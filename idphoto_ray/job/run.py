@@ -127,7 +127,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     if unknown:
         raise ValueError(f"unknown spec(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
 
-    protocol, items = list_inputs(config.input, config.input_list, config.storage_options)
+    protocol, items = list_inputs(config.input, config.input_list, config.storage_options, config.output)
     if not items:
         raise ValueError(f"no image files found in {config.input or config.input_list}")
     config, models = resolve_job_models(config)  # `auto` → a model name; weights hashed into config_hash
