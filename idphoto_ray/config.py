@@ -1,18 +1,20 @@
 """One typed schema for YAML configs, CLI flags and notebooks.
 
 Unknown keys are errors (``extra="forbid"``) so a typo in a scheduled job's YAML fails loudly
-instead of silently running with defaults.
+instead of silently running with defaults. Every mistake comes back as one line that names the file, the
+key and the fix, because these lines are what a person reads on the terminal before Ray starts.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from idphoto_ray.types import Device
 
@@ -107,6 +109,12 @@ class JobConfig(BaseModel):
         None, description="Ray Data's no-progress timeout; -1 disables it (scheduled runs on autoscaling clusters)."
     )
 
+    @field_validator("input", "specs", "backgrounds", "spec_files", mode="before")
+    @classmethod
+    def _one_string_is_a_list(cls, value: Any) -> Any:
+        """`input: photos/` means `input: [photos/]`; refusing it would only teach people YAML list syntax."""
+        return [value] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _check(self) -> "JobConfig":
         if self.model_uri and self.preprocess is None:
@@ -132,14 +140,10 @@ class JobConfig(BaseModel):
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> JobConfig:
-    """Read a YAML config and apply overrides (CLI flags win). Errors name the file and the key."""
+    """Read a YAML config and apply overrides (CLI flags win). Errors are one line naming the file and the key."""
     data: dict[str, Any] = {}
     if path is not None:
-        text = Path(path).read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config must be a YAML mapping, got {type(loaded).__name__}")
-        data.update(loaded)
+        data.update(_read_yaml_mapping(Path(path)))
     for key, value in overrides.items():
         if value is None:
             continue
@@ -153,4 +157,64 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> JobConfig:
         return JobConfig.model_validate(data)
     except ValidationError as exc:
         where = f"{path}: " if path else ""
-        raise ValueError(f"{where}invalid config:\n{exc}") from None
+        raise ValueError(where + describe_validation_error(exc)) from None
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist" if not path.exists() else f"config {path} is not a file")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(_describe_yaml_error(path, exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    loaded = loaded or {}
+    if not isinstance(loaded, dict):
+        # ValueError, not TypeError: the CLI turns ValueError into one line and exit 2 (a user mistake)
+        raise ValueError(  # noqa: TRY004
+            f"{path}: a config must be a YAML mapping (key: value lines), got a {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _describe_yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """`file:line:column: YAML syntax error: problem`, not PyYAML's `<unicode string>` traceback."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"{where}: YAML syntax error: {detail}"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model a validation error location points into."""
+    model: type[BaseModel] = JobConfig
+    for part in loc[:-1]:
+        annotation = model.model_fields.get(str(part))
+        inner = getattr(annotation, "annotation", None) if annotation else None
+        candidates = [inner, *getattr(inner, "__args__", ())]
+        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nested is None:
+            return []
+        model = nested
+    return list(model.model_fields)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Pydantic's multi-line report as one line: each bad key, what is wrong, and a "did you mean" for typos."""
+    parts = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        key = ".".join(str(p) for p in loc) or "config"
+        if err.get("type") == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown key {key!r}{hint}")
+        else:
+            message = err.get("msg", "invalid").removeprefix("Value error, ")
+            got = err.get("input")
+            shown = f" (got {got!r})" if loc and not isinstance(got, dict) else ""
+            parts.append(f"{key}: {message}{shown}")
+    return "invalid config: " + "; ".join(parts)

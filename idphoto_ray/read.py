@@ -7,6 +7,8 @@ bytes themselves are read by Ray on the workers.
 from __future__ import annotations
 
 import glob as pyglob
+import logging
+import os
 import posixpath
 import re
 from collections import Counter
@@ -18,6 +20,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from idphoto_ray.entries import check_local, extension_of, is_image_name, walk_local
+
+log = logging.getLogger(__name__)
+
+#: Thumbnails of an earlier run's review page (review.REVIEW_DIR): never inputs.
+REVIEW_DIR = "_review"
 
 _UNSAFE = re.compile(r"[^\w.\-/ ]", re.UNICODE)
 
@@ -71,6 +78,16 @@ def _safe_name(name: str) -> str:
     """Keep output names inside the output folder whatever an id or path contains."""
     parts = [p for p in _UNSAFE.sub("_", name.replace("\\", "/")).split("/") if p not in ("", ".", "..")]
     return "/".join(parts) or "_"
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _left_out(rel: str, path: str, excluded: list[str], local: bool) -> bool:
+    """An output folder inside the input (and its `_review/` thumbnails) would feed a run its own results."""
+    where = posixpath.normpath(os.path.abspath(path)) if local else path
+    return REVIEW_DIR in rel.split("/")[:-1] or any(_inside(where, root) for root in excluded)
 
 
 def _problem(found: tuple[Any, str] | None) -> str:
@@ -129,21 +146,34 @@ def _read_input_list(uri: str, storage_options: dict[str, Any] | None) -> list[t
 
 
 def list_inputs(
-    inputs: list[str], input_list: str | None = None, storage_options: dict[str, Any] | None = None
+    inputs: list[str],
+    input_list: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    output: str | None = None,
 ) -> tuple[str, list[InputItem]]:
     """All inputs with unique output names, plus the fsspec protocol they share."""
-    listing = list_inputs_detailed(inputs, input_list, storage_options)
+    listing = list_inputs_detailed(inputs, input_list, storage_options, output)
     return listing.protocol, listing.items
 
 
 def list_inputs_detailed(
-    inputs: list[str], input_list: str | None = None, storage_options: dict[str, Any] | None = None
+    inputs: list[str],
+    input_list: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    output: str | None = None,
 ) -> InputListing:
     """All inputs (unreadable ones carry their problem) with unique output names, and what was skipped.
 
     One path listed under two ids in an input list is two inputs; a path found twice while scanning
-    (overlapping roots) is one.
+    (overlapping roots) is one. Folders and globs leave out `output` when it lies inside them (with a
+    note); an input list is taken as given.
     """
+    excluded: list[str] = []
+    local_out = False
+    if output:
+        out_fs, out_path = open_filesystem(output, storage_options)
+        local_out = is_local(out_fs)
+        excluded.append(posixpath.normpath(os.path.abspath(out_path)) if local_out else out_path.rstrip("/"))
     candidates: list[tuple[str, str, str | None, str]] = []
     protocols: set[str] = set()
     skipped: Counter = Counter()
@@ -151,7 +181,13 @@ def list_inputs_detailed(
     for uri in inputs:
         fs, _ = open_filesystem(uri, storage_options)
         protocols.add(protocol_of(fs))
-        expanded = _expand(uri, storage_options, skipped)
+        found = _expand(uri, storage_options, skipped)
+        expanded = [(p, rel, problem) for p, rel, problem in found if not _left_out(rel, p, excluded, local_out)]
+        if len(expanded) < len(found):
+            log.warning(
+                "note: left %d file(s) out of %s: they lie in the output folder or a %s/ folder of an earlier run",
+                len(found) - len(expanded), uri, REVIEW_DIR,
+            )
         candidates.extend((p, rel, None, problem) for p, rel, problem in expanded)
     if input_list:
         for path, ident in _read_input_list(input_list, storage_options):

@@ -584,6 +584,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from idphoto_ray.install_check import require_onnxruntime
+
+    require_onnxruntime()
     args = parse_args(argv)
     if args.report:
         results = json.loads(Path(args.report).read_text())

@@ -7,6 +7,11 @@ Exits non-zero when CUDA is not active or an output differs.
 
 from __future__ import annotations
 
+# The ONNX Runtime check runs before any import that needs it.
+from idphoto_ray.install_check import require_onnxruntime
+
+require_onnxruntime()
+
 import argparse
 import sys
 import time

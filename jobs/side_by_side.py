@@ -8,6 +8,11 @@ on CPU; prints the status, flags and key metrics so the picture and the numbers 
 
 from __future__ import annotations
 
+# The ONNX Runtime check runs before any import that needs it.
+from idphoto_ray.install_check import require_onnxruntime
+
+require_onnxruntime()
+
 import argparse
 import io
 import sys

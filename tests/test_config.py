@@ -36,3 +36,35 @@ def test_shipped_configs_validate(name):
         assert config.resume and config.no_progress_timeout_s == -1
     if name == "campus-gpu.yaml":
         assert config.device == "cuda" and config.model_uri and config.preprocess.input_size == 320
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("input: [a]\nprocessing:\n  jpeg_quality: 90\n max_kb: 50\n")
+    with pytest.raises(ValueError) as exc:
+        load_config(cfg)
+    message = str(exc.value)
+    assert message.startswith(f"{cfg}:4:2: YAML syntax error:") and "\n" not in message
+
+
+def test_validation_errors_come_back_as_one_line_with_a_suggestion(tmp_path):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("input: [a]\nbatchsize: 4\nprocessing: {max_kb: 0}\n")
+    with pytest.raises(ValueError) as exc:
+        load_config(cfg)
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith(f"{cfg}: invalid config: ")
+    assert "unknown key 'batchsize' (did you mean 'batch_size'?)" in message
+    assert "processing.max_kb: Input should be greater than 0 (got 0)" in message
+
+
+def test_a_config_that_is_not_a_mapping(tmp_path):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("- photos/\n")
+    with pytest.raises(ValueError, match="must be a YAML mapping"):
+        load_config(cfg)
+
+
+def test_one_string_where_a_list_is_expected_is_accepted():
+    config = load_config(None, input="photos/", backgrounds="#438edb", spec_files="extra.yaml")
+    assert config.input == ["photos/"] and config.backgrounds == ["#438edb"] and config.spec_files == ["extra.yaml"]

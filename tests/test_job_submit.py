@@ -69,8 +69,10 @@ def test_ray_job_submit_runs_the_job_on_a_cluster(tmp_path, mediapipe_models):
         assert start.returncode == 0, start.stderr[-2000:]
         address = f"--address=http://127.0.0.1:{dashboard_port}"
         job_id = f"idphoto-test-{os.getpid()}"
+        # The entrypoint is a shell command run with the cluster's PATH: a bare `python` is whatever that finds,
+        # which is not this venv's when it is not activated. Name the interpreter.
         cmd = [str(ray_bin), "job", "submit", address, f"--submission-id={job_id}", "--working-dir", str(REPO),
-               "--", "python", "jobs/make_id_photos.py", "--input", str(photos), "--output", str(out),
+               "--", sys.executable, "jobs/make_id_photos.py", "--input", str(photos), "--output", str(out),
                "--spec", "cn-1inch", "--background", "white", "--concurrency", "1", "--no-progress"]
         deadline = time.monotonic() + 90
         while True:  # the dashboard agent needs a few seconds after `ray start` before it accepts jobs

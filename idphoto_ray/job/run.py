@@ -142,7 +142,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     if unknown:
         raise ValueError(f"unknown spec(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
 
-    listing = list_inputs_detailed(config.input, config.input_list, config.storage_options)
+    listing = list_inputs_detailed(config.input, config.input_list, config.storage_options, config.output)
     protocol, items = listing.protocol, listing.items
     if not items:
         raise ValueError(f"no image files found in {config.input or config.input_list}"
