@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from idphoto_ray.layout import LayoutConfig
 from idphoto_ray.types import Device
 
 
@@ -105,6 +106,9 @@ class JobConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="Process only the first N listed inputs (for trials).")
     review_ok_sample: int = Field(24, ge=0, description="How many ok photos review.html shows beside the problems.")
     processing: ProcessingOptions = Field(default_factory=ProcessingOptions, description="Per-photo image options.")
+    layouts: list[LayoutConfig] = Field(
+        default_factory=list, description="Print sheets per input: copies of its photos on paper (layout/{paper}/)."
+    )
     no_progress_timeout_s: float | None = Field(
         None, description="Ray Data's no-progress timeout; -1 disables it (scheduled runs on autoscaling clusters)."
     )
@@ -123,6 +127,14 @@ class JobConfig(BaseModel):
             raise ValueError("specs must name at least one photo spec")
         if not self.backgrounds:
             raise ValueError("backgrounds must name at least one background")
+        for layout in self.layouts:
+            for item in layout.items:
+                if item.spec not in self.specs:
+                    raise ValueError(f"layout {layout.paper}: spec {item.spec!r} is not among specs {self.specs}")
+            if layout.background is not None and layout.background not in self.backgrounds:
+                raise ValueError(
+                    f"layout {layout.paper}: background {layout.background!r} is not among backgrounds {self.backgrounds}"
+                )
         return self
 
     def config_hash(self, model_sha256: str | None = None) -> str:
@@ -135,6 +147,8 @@ class JobConfig(BaseModel):
             include={"specs", "backgrounds", "spec_files", "model", "model_uri", "preprocess", "processing"}
         )
         relevant["model_sha256"] = model_sha256
+        if self.layouts:  # only when set, so configs without sheets keep the hash their manifests carry
+            relevant["layouts"] = [layout.model_dump() for layout in self.layouts]
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
