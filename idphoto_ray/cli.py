@@ -166,6 +166,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import yaml
+
+    from idphoto_ray.service.app import serve_forever
+
+    settings = yaml.safe_load(Path(args.settings).read_text(encoding="utf-8")) if args.settings else {}
+    if args.model:
+        settings["model"] = args.model
+    serve_forever(args.host, args.port, settings or {})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="idphoto-ray",
@@ -212,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_flags(demo)
     demo.set_defaults(func=_cmd_demo)
+
+    srv = sub.add_parser("serve", help="The online service: upload page at /, API at /v1, docs at /docs.")
+    srv.add_argument("--host", default="127.0.0.1", help="Listen address; keep 127.0.0.1 unless auth is on.")
+    srv.add_argument("--port", type=int, default=8000, help="HTTP port.")
+    srv.add_argument("--settings", help="YAML of service settings (the `args:` of configs/serve.yaml).")
+    srv.add_argument("--model", help="Segmentation model (default mediapipe-selfie).")
+    srv.set_defaults(func=_cmd_serve)
+
     parser.set_defaults(func=None, parser=parser)
     models.set_defaults(parser=models)
     return parser

@@ -1,0 +1,140 @@
+"""The two working deployments: a segmenter that batches requests onto one ONNX session, and CPU finishers.
+
+The segmenter is the part a GPU speeds up, and the part that gains from batching (one `session.run` for
+many photos); everything else (decode, face models, matting, compositing, encoding) is CPU work that scales
+by adding finisher replicas. Both hold their models from `__init__` on, one set per replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from idphoto_ray.backgrounds import parse_background
+from idphoto_ray.layout import SheetPlan
+from idphoto_ray.service.photo_path import REASON_TEXT, PhotoPath, answer
+from idphoto_ray.service.settings import ServiceSettings
+from idphoto_ray.types import PhotoError
+
+#: Batching waits at most 10 ms for company: under load batches fill anyway; alone a photo loses 10 of 400 ms.
+BATCH_WAIT_S = 0.01
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=32)
+class Segmenter:
+    """One ONNX Runtime session per replica; concurrent callers' photos are run as one batch."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+        from idphoto_ray.models.session import cuda_available
+
+        config = ServiceSettings.model_validate(settings)
+        info, path = resolve_segmenter(config.model)
+        device = config.device
+        if device == "auto":
+            device = "cuda" if cuda_available() else "cpu"
+        threads = 1 if device == "cuda" else max(1, (os.cpu_count() or 2) // 2)
+        self.segmenter = build_segmenter(info, path.read_bytes(), device=device, intra_op_num_threads=threads)
+        self.info = {
+            "model": info.name,
+            "device": device,
+            "threads": threads,
+            "batching": self.segmenter.info,
+        }
+        self.batch_sizes: Counter[int] = Counter()
+
+    def model_size(self) -> int:
+        return self.segmenter.input_size
+
+    def stats(self) -> dict[str, Any]:
+        """How many batches of each size ran: the proof that concurrent requests were batched."""
+        return {**self.info, "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def segment(self, images: list[np.ndarray]) -> list[tuple[np.ndarray | None, float, str]]:
+        """(uint8 mask, ms per photo, error) per image; a photo that breaks the batch fails alone."""
+        self.batch_sizes[len(images)] += 1
+        started = time.perf_counter()
+        try:
+            masks = await asyncio.to_thread(self.segmenter, images)
+            results = [(_to_uint8(m), "") for m in masks]
+        except Exception as exc:  # noqa: BLE001 - isolate the photo that breaks the batch
+            results = []
+            for image in images:
+                try:
+                    results.append((_to_uint8(self.segmenter([image])[0]), ""))
+                except Exception as single:  # noqa: BLE001
+                    results.append((None, f"segmentation: {single!r} (batch error: {exc!r})"))
+        ms = (time.perf_counter() - started) * 1000 / len(images)
+        return [(mask, ms, error) for mask, error in results]
+
+
+def _to_uint8(mask: np.ndarray) -> np.ndarray:
+    """The batch job's quantisation of the mask (SegmentStage), so both paths finish the same mask."""
+    return np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=4)
+class Finisher:
+    """Decode, face models, matting, compositing, encoding and print sheets for one photo per call."""
+
+    def __init__(self, segmenter: DeploymentHandle, settings: dict[str, Any]) -> None:
+        from idphoto_ray.models.mediapipe_fetch import ensure
+        from idphoto_ray.specs import all_specs
+
+        config = ServiceSettings.model_validate(settings)
+        self.path = PhotoPath(
+            ensure("blazeface").read_bytes(), ensure("face-mesh").read_bytes(), config.processing
+        )
+        self.catalogue = all_specs(config.spec_files)
+        self.segmenter = segmenter
+        self.model_size: int | None = None
+
+    async def ready(self) -> bool:
+        """True once the segmenter answers too: what /readyz reports."""
+        if self.model_size is None:
+            self.model_size = await self.segmenter.model_size.remote()
+        return True
+
+    async def make(
+        self, data: bytes, specs: list[str], backgrounds: list[str], sheets: list[tuple[Any, str, SheetPlan]]
+    ) -> dict[str, Any]:
+        """One photo: the answer the API returns (a failed photo is an answer too, with its reason)."""
+        await self.ready()
+        try:
+            prepared = await asyncio.to_thread(self.path.prepare, data, self.model_size)
+        except PhotoError as exc:
+            return _failed(exc.reason.value, exc.message)
+        mask, segment_ms, error = await self.segmenter.segment.remote(prepared.model_image)
+        if mask is None:
+            return _failed("segmentation_error", error)
+        result, rendered = await asyncio.to_thread(
+            self.path.finish,
+            prepared,
+            mask,
+            [self.catalogue[s] for s in specs],
+            [parse_background(b) for b in backgrounds],
+            sheets,
+        )
+        return answer(prepared, result, rendered, segment_ms, len(data))
+
+
+def _failed(reason: str, message: str) -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "reason": reason,
+        "reason_text": REASON_TEXT.get(reason),
+        "message": message,
+        "flags": [],
+        "input": None,
+        "checks": {},
+        "timings_ms": {},
+        "outputs": [],
+    }
