@@ -12,13 +12,17 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from idphoto_ray.types import Reason, Status, Step, TimingStage
+from idphoto_ray.types import OutputKind, Reason, Status, Step, TimingStage
 
 if TYPE_CHECKING:
-    from idphoto_ray.photo import PhotoResult
+    from idphoto_ray.layout import RenderedSheet
+    from idphoto_ray.photo import PhotoResult, RenderedOutput
 
+#: One file made for an input: an ID photo (kind photo) or a print sheet of its photos (kind layout, with
+#: its paper; its spec is the sheet's specs joined by "+"). Contracts note §6.
 OUTPUT_TYPE = pa.struct(
     [
+        ("kind", pa.string()),
         ("spec", pa.string()),
         ("background", pa.string()),
         ("path", pa.string()),
@@ -28,6 +32,7 @@ OUTPUT_TYPE = pa.struct(
         # Six floats [a, b, c, d, e, f]: input pixel (x, y) (EXIF-upright, original resolution) → output
         # (a·x + b·y + c, d·x + e·y + f); null for outputs that are not crops of the input.
         ("affine", pa.list_(pa.float64())),
+        ("paper", pa.string()),
     ]
 )
 BOX_TYPE = pa.struct([("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32())])
@@ -88,6 +93,8 @@ STAGE_OF_STEP: dict[Step, TimingStage] = {
 
 #: PhotoResult metrics copied as plain floats (no pixel unit, or already in input pixels).
 _SCALAR_METRICS = ("roll_deg", "yaw_deg", "head_height_ratio", "inter_eye_px", "sharpness", "exposure")
+#: The columns `add_result` fills from the checks' metrics (what the service reports as `checks`).
+METRIC_COLUMNS = ("face_count", "face_box", "eyes", *_SCALAR_METRICS)
 
 
 def new_row(
@@ -135,11 +142,28 @@ def add_result(row: dict[str, Any], result: PhotoResult, source_scale: float) ->
             row[key] = float(metrics[key])
 
 
-def output_entry(spec: str, background: str, path: str, width: int, height: int, size: int,
-                 affine: list[float] | None = None) -> dict[str, Any]:
-    """One element of `outputs`; `affine` maps input px to output px (see SCHEMA)."""
-    return {"spec": spec, "background": background, "path": path, "width": width, "height": height,
-            "bytes": size, "affine": affine}
+def output_entry(spec: str, background: str, path: str | None, width: int, height: int, size: int,
+                 affine: list[float] | None = None, *, kind: OutputKind = OutputKind.PHOTO,
+                 paper: str | None = None) -> dict[str, Any]:
+    """One element of `outputs`; `affine` maps input px to output px (see SCHEMA). Path None where nothing
+    was written (the service returns the bytes)."""
+    return {"kind": OutputKind(kind).value, "spec": spec, "background": background, "path": path,
+            "width": width, "height": height, "bytes": size, "affine": affine, "paper": paper}
+
+
+def entry_for(path: str | None, item: RenderedOutput | RenderedSheet, source_scale: float) -> dict[str, Any]:
+    """The `outputs` element for an encoded photo or print sheet (a sheet has a paper and no affine).
+
+    `source_scale` (working px per input px) turns the photo's affine from working to input pixels.
+    """
+    from idphoto_ray.geometry import input_affine
+    from idphoto_ray.layout import RenderedSheet
+
+    if isinstance(item, RenderedSheet):
+        return output_entry(item.specs, item.background, path, item.encoded.width, item.encoded.height,
+                            len(item.encoded.data), kind=OutputKind.LAYOUT, paper=item.paper)
+    return output_entry(item.spec, item.background, path, item.width, item.height, len(item.data),
+                        input_affine(item.affine, source_scale))
 
 
 def finish_row(row: dict[str, Any]) -> dict[str, Any]:

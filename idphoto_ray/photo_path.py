@@ -4,7 +4,11 @@
     prepared = path.prepare(data, model_size=segmenter.input_size)
     mask = quantize_masks(segmenter([prepared.model_image]))[0]
     result = path.finish(prepared, mask)                        # PhotoResult: encoded outputs as bytes
-    written = write_outputs(fs, root, name, result.outputs)     # the job writes; a service returns bytes
+    sheets = path.sheets(result)                                # print sheets, when the path has plans
+    written = write_outputs(fs, root, name, [*result.outputs, *sheets])  # a service returns bytes instead
+
+The job's finish stage and the service call `finish_row` instead of `finish`: the same steps, and the
+photo's manifest row filled on the way (manifest.py builds it), so both report a photo the same way.
 
 `prepare` and `finish` raise nothing for a bad photo: `prepare` raises `PhotoError` (the caller records
 the reason), `finish` returns a failed `PhotoResult`. A face-detector region of interest for segmentation
@@ -14,8 +18,9 @@ fits in `prepare` later: it would return a model input cut around the face and t
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,8 +29,14 @@ from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import decode_image
 from idphoto_ray.photo import PhotoResult, RenderedOutput, process_photo
 from idphoto_ray.specs import PhotoSpec
-from idphoto_ray.types import PhotoError, Status, Step
+from idphoto_ray.types import PhotoError, Reason, Status, Step
 from idphoto_ray.write import join, write_bytes
+
+if TYPE_CHECKING:
+    from idphoto_ray.layout import RenderedSheet, SheetPlan
+
+#: (layout config, background, plan) per print sheet, as `layout.plan_layouts` returns them.
+SheetPlans = Sequence[tuple[Any, str, "SheetPlan"]]
 
 
 @dataclass
@@ -86,20 +97,40 @@ def quantize_masks(masks: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(masks) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+@dataclass
+class Finished:
+    """What `finish_row` leaves besides the row: the working image (the job's review thumbnail) and files."""
+
+    #: None when the working image did not decode.
+    image: np.ndarray | None
+    #: Encoded photos, then print sheets; empty for a failed photo.
+    files: list[RenderedOutput | RenderedSheet]
+    #: Working px per input px: `manifest.entry_for` maps each photo's affine to input pixels with it.
+    scale: float = 1.0
+
+
 class PhotoPath:
-    """The face models, specs, backgrounds and options of a job, loaded once; `finish` per photo."""
+    """A job's face models, specs, backgrounds, sheet plans and options, loaded once; `finish` per photo."""
 
     def __init__(self, detector: Any, landmarker: Any, specs: list[PhotoSpec], backgrounds: list[Background],
-                 options: ProcessingOptions) -> None:
+                 options: ProcessingOptions, plans: SheetPlans = ()) -> None:
         self.detector = detector
         self.landmarker = landmarker
         self.specs = specs
         self.backgrounds = backgrounds
         self.options = options
+        self.plans = list(plans)
+
+    def with_outputs(self, specs: list[PhotoSpec], backgrounds: list[str],
+                     plans: SheetPlans = ()) -> PhotoPath:
+        """The same face models making other outputs: a service request chooses its own specs and sheets."""
+        return PhotoPath(self.detector, self.landmarker, specs, [parse_background(b) for b in backgrounds],
+                         self.options, plans)
 
     @classmethod
     def load(cls, specs: list[PhotoSpec], backgrounds: list[str], options: ProcessingOptions,
-             blazeface: bytes | None = None, face_mesh: bytes | None = None) -> PhotoPath:
+             blazeface: bytes | None = None, face_mesh: bytes | None = None,
+             plans: SheetPlans = ()) -> PhotoPath:
         """Build the face models from their bytes (the job ships them), else from the model home."""
         from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
         from idphoto_ray.models.registry import build_face_detector, build_face_landmarker, face_model_paths
@@ -109,7 +140,7 @@ class PhotoPath:
             blazeface = blazeface if blazeface is not None else paths[PIPELINE_DETECTOR].read_bytes()
             face_mesh = face_mesh if face_mesh is not None else paths["face-mesh"].read_bytes()
         return cls(build_face_detector(blazeface), build_face_landmarker(face_mesh),
-                   specs, [parse_background(b) for b in backgrounds], options)
+                   specs, [parse_background(b) for b in backgrounds], options, plans)
 
     def prepare(self, data: bytes, model_size: int) -> Prepared:
         return prepare(data, self.options, model_size)
@@ -130,26 +161,72 @@ class PhotoPath:
         result.timings_ms = {**prepared.timings_ms, **result.timings_ms}
         return result
 
+    def finish_row(self, row: dict[str, Any], prepared: Prepared, mask: np.ndarray | None, segment_ms: float,
+                   segment_error: str = "") -> Finished:
+        """The finish stage for one photo, filling its manifest row; the job and the service both call this.
 
-def output_path(root: str, name: str, output: RenderedOutput) -> str:
-    """Where a job writes one output: <root>/<spec>/<background>/<name>.<ext>."""
-    return join(root, output.spec, output.background, f"{name}.{output.ext}")
+        Fills size, timings, status, reason, flags and metrics; leaves `outputs` to the caller, who knows
+        where (or whether) each file went. Never raises for a bad photo.
+        """
+        from idphoto_ray import manifest
+
+        row["width"], row["height"] = prepared.original_size
+        try:
+            image, scale = working_image(prepared, self.options)
+        except PhotoError as exc:
+            manifest.fail(row, exc.reason, exc.message)
+            return Finished(None, [])
+        finally:
+            manifest.add_time(row, Step.DECODE, prepared.timings_ms[Step.DECODE.value])
+            manifest.add_time(row, Step.SEGMENT, segment_ms)
+        if segment_error or mask is None:
+            manifest.fail(row, Reason.SEGMENTATION_ERROR, segment_error)
+            return Finished(image, [], scale)
+        result = self.finish_image(image, scale, mask)
+        sheets = self.sheets(result)
+        manifest.add_result(row, result, scale)
+        if row["status"] == Status.FAILED:
+            return Finished(image, [], scale)
+        return Finished(image, [*result.outputs, *sheets], scale)
+
+    def sheets(self, result: PhotoResult) -> list[RenderedSheet]:
+        """This person's print sheets from the encoded photos (none for a failed photo or without plans).
+
+        Timed as `compose` + `encode` would be: a 6-inch sheet at 300 DPI is 1200×1800 px, ~60 ms to encode.
+        """
+        from idphoto_ray.layout import make_sheets
+
+        if not self.plans or result.status == Status.FAILED:
+            return []
+        photos = {(out.spec, out.background): out.data for out in result.outputs}
+        started = time.perf_counter()
+        sheets = make_sheets(self.plans, photos, self.options.jpeg_quality)
+        key = Step.ENCODE.value
+        result.timings_ms[key] = result.timings_ms.get(key, 0.0) + (time.perf_counter() - started) * 1000
+        return sheets
+
+
+def output_path(root: str, name: str, output: RenderedOutput | RenderedSheet) -> str:
+    """Where a job writes a file: <root>/<spec>/<background>/<name>.<ext>; a sheet: <root>/layout/<paper>/."""
+    if isinstance(output, RenderedOutput):
+        return join(root, output.spec, output.background, f"{name}.{output.ext}")
+    return output.output_path(root, name)
 
 
 def write_outputs(
-    fs: Any, root: str, name: str, outputs: list[RenderedOutput]
-) -> list[tuple[str, RenderedOutput]]:
-    """Write every output (atomic on local disk) → (path, output) pairs.
+    fs: Any, root: str, name: str, files: Sequence[RenderedOutput | RenderedSheet]
+) -> list[tuple[str, RenderedOutput | RenderedSheet]]:
+    """Write every photo and print sheet (atomic on local disk) → (path, photo or sheet) pairs.
 
     All or nothing: on an OSError removes what it wrote and raises an OSError naming the failed path.
     """
-    written: list[tuple[str, RenderedOutput]] = []
+    written: list[tuple[str, RenderedOutput | RenderedSheet]] = []
     path = root
     try:
-        for out in outputs:
-            path = output_path(root, name, out)
-            write_bytes(fs, path, out.data)
-            written.append((path, out))
+        for item in files:
+            path = output_path(root, name, item)
+            write_bytes(fs, path, item.data if isinstance(item, RenderedOutput) else item.encoded.data)
+            written.append((path, item))
     except OSError as exc:
         for done, _ in written:
             fs.rm(done)

@@ -109,6 +109,13 @@ class Flag(Documented):
                        "face's size): the crop height may be wrong.")
 
 
+class OutputKind(Documented):
+    """What an element of a row's `outputs` is."""
+
+    PHOTO = ("photo", "An ID photo: one spec on one background.")
+    LAYOUT = ("layout", "A print sheet: copies of this input's photos on paper, DPI in the file.")
+
+
 class Step(Documented):
     """What the image core and the job time per photo; the manifest folds them into `TimingStage`s."""
 

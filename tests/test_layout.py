@@ -177,3 +177,72 @@ def test_job_config_layouts_checked_and_hashed_only_when_set():
         JobConfig(layouts=[{"items": [{"spec": "cn-2inch"}]}])
     with pytest.raises(ValueError, match="not among backgrounds"):
         JobConfig(layouts=[{"background": "red"}])
+
+
+def test_photo_path_writes_sheets_after_the_photos_and_lists_them(tmp_path, mediapipe_models):
+    """The per-photo path the job and the service share: sheets rendered, written, one entry each."""
+    import fsspec
+
+    from idphoto_ray import manifest
+    from idphoto_ray.config import ProcessingOptions
+    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+    from idphoto_ray.photo_path import PhotoPath, quantize_masks, write_outputs
+    from idphoto_ray.samples import write_samples
+
+    write_samples(tmp_path / "samples")
+    data = (tmp_path / "samples" / "portrait" / "upright.jpg").read_bytes()
+    plans = plan_layouts([LayoutConfig(paper="5inch")], BUILTIN_SPECS, ["cn-1inch"], ["white"])
+    path = PhotoPath.load([ONE], ["white"], ProcessingOptions(), plans=plans)
+    info, weights = resolve_segmenter("mediapipe-selfie")
+    segmenter = build_segmenter(info, weights.read_bytes(), device="cpu")
+    prepared = path.prepare(data, segmenter.input_size)
+    row = manifest.new_row("in/alice.jpg", "alice.jpg", len(data), "sha", "run", "hash")
+    finished = path.finish_row(row, prepared, quantize_masks(segmenter([prepared.model_image]))[0], 1.0)
+    written = write_outputs(fsspec.filesystem("file"), str(tmp_path / "out"), "alice", finished.files)
+    row["outputs"] = [manifest.entry_for(p, item) for p, item in written]
+    row = manifest.finish_row(row)
+
+    assert row["status"] in ("ok", "needs_review") and row["width"] == 1280
+    photo, sheet = row["outputs"]
+    expected_photo = str(tmp_path / "out" / "cn-1inch" / "white" / "alice.jpg")
+    assert (photo["kind"], photo["paper"], photo["path"]) == ("photo", None, expected_photo)
+    assert (sheet["kind"], sheet["paper"], sheet["spec"]) == ("layout", "5inch", "cn-1inch")
+    with Image.open(sheet["path"]) as image:  # 3.5×5 in at 300 DPI
+        assert image.size == (1050, 1500) == (sheet["width"], sheet["height"])
+        assert image.info["dpi"] == pytest.approx((300, 300))
+
+
+@pytest.mark.slow
+def test_batch_job_writes_a_sheet_per_input_listed_in_its_outputs(tmp_path, ray_local, mediapipe_models):
+    """`layouts:` in a job: layout/{paper}/{name}.jpg at the sheet's DPI, listed in that input's row."""
+    import pyarrow.parquet as pq
+
+    from idphoto_ray.config import JobConfig
+    from idphoto_ray.job.run import run_job
+    from idphoto_ray.samples import write_samples
+
+    write_samples(tmp_path / "samples")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "alice.jpg").write_bytes((tmp_path / "samples" / "portrait" / "upright.jpg").read_bytes())
+    (inputs / "coffee.jpg").write_bytes((tmp_path / "samples" / "bad" / "no_face_coffee.jpg").read_bytes())
+    layout = {"paper": "6inch",
+              "items": [{"spec": "cn-1inch", "copies": 4}, {"spec": "cn-2inch", "copies": 2}]}
+    config = JobConfig(input=[str(inputs)], output=str(tmp_path / "out"), specs=["cn-1inch", "cn-2inch"],
+                       backgrounds=["blue", "white"], layouts=[layout], device="cpu")
+    run_job(config, progress=False)
+
+    table = pq.read_table(tmp_path / "out" / "manifest")
+    rows = {r["input_path"].rsplit("/", 1)[-1]: r for r in table.to_pylist()}
+    sheet = tmp_path / "out" / "layout" / "6inch" / "alice.jpg"
+    with Image.open(sheet) as image:
+        assert image.size == (1200, 1800) and image.info["dpi"] == pytest.approx((300, 300))
+    alice = rows["alice.jpg"]
+    assert alice["status"] in ("ok", "needs_review"), alice["message"]
+    photos = [o for o in alice["outputs"] if o["kind"] == "photo"]
+    (entry,) = [o for o in alice["outputs"] if o["kind"] == "layout"]
+    assert len(photos) == 4 and all(o["paper"] is None for o in photos)
+    assert entry == {"kind": "layout", "spec": "cn-1inch+cn-2inch", "background": "blue", "path": str(sheet),
+                     "width": 1200, "height": 1800, "bytes": sheet.stat().st_size, "paper": "6inch"}
+    assert rows["coffee.jpg"]["status"] == "failed" and rows["coffee.jpg"]["outputs"] == []
+    assert not (tmp_path / "out" / "layout" / "6inch" / "coffee.jpg").exists()

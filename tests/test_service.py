@@ -210,7 +210,7 @@ def test_a_job_end_to_end_with_progress_events(client):
         "/v1/jobs",
         headers=AUTH,
         files={"files": ("class.zip", _class_zip())},
-        data={"specs": "cn-1inch", "backgrounds": "blue"},
+        data={"specs": "cn-1inch", "backgrounds": "blue", "layout": "5inch"},
     )
     assert created.status_code == 202, created.text
     job = created.json()
@@ -238,6 +238,8 @@ def test_a_job_end_to_end_with_progress_events(client):
         "cn-1inch/blue/class_3_deepface_img14.jpg",
         "cn-1inch/blue/class_3_deepface_img16.jpg",
     ]
+    sheets = sorted(n for n in names if n.startswith("layout/5inch/"))
+    assert sheets == ["layout/5inch/class_3_deepface_img14.jpg", "layout/5inch/class_3_deepface_img16.jpg"]
     assert client.get("/v1/jobs/" + "0" * 32, headers=AUTH).status_code == 404
     assert client.get("/v1/jobs/../../etc", headers=AUTH).status_code == 404
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from idphoto_ray.entries import ReadProblem
-from idphoto_ray.types import Documented, Flag, Reason, Status, Step, TimingStage
+from idphoto_ray.types import Documented, Flag, OutputKind, Reason, Status, Step, TimingStage
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -33,7 +33,7 @@ def test_readme_table_matches_the_enum(enum, heading):
     assert _table_rows(heading) == expected, "regenerate the README table from idphoto_ray/types.py"
 
 
-@pytest.mark.parametrize("enum", [Status, Reason, Flag, Step, TimingStage, ReadProblem])
+@pytest.mark.parametrize("enum", [Status, Reason, Flag, Step, TimingStage, ReadProblem, OutputKind])
 def test_every_member_has_a_sentence(enum: type[Documented]):
     for member in enum:
         assert member.doc.endswith(".") and len(member.doc) > 10, member

@@ -127,6 +127,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     `segment_stage` replaces the segmentation stage class (same constructor); the fault-tolerance test
     passes one that kills its actor once.
     """
+    from idphoto_ray.layout import plan_layouts
     from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
     from idphoto_ray.models.registry import resolve_job_models
     from idphoto_ray.specs import all_specs
@@ -141,6 +142,8 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     unknown = [s for s in config.specs if s not in specs]
     if unknown:
         raise ValueError(f"unknown spec(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
+    # Planned once, before Ray starts: a sheet that cannot fit is refused here, not once per photo.
+    sheet_plans = plan_layouts(config.layouts, specs, config.specs, config.backgrounds)
 
     listing = list_inputs_detailed(config.input, config.input_list, config.storage_options, config.output)
     protocol, items = listing.protocol, listing.items
@@ -214,6 +217,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             specs=[specs[name] for name in config.specs], backgrounds=list(config.backgrounds),
             options=config.processing, output_root=out_root, output_protocol=protocol_of(out_fs),
             storage_options=config.storage_options, run_id=run_id, config_hash=config_hash,
+            sheet_plans=sheet_plans,
         )
         ds = ds.map_batches(finish, batch_size=4, batch_format="numpy")
         _write_manifest(ds, out_fs, out_root, out_uri, manifest_dir, run_id, config, items, secrets)

@@ -158,17 +158,19 @@ class SegmentStage:
 
 
 class FinishStage:
-    """Face detection + landmarks, refine, geometry, compose, encode, write; one manifest row per input."""
+    """Detect, landmarks, refine, geometry, compose, encode, print sheets, write; one row per input."""
 
     def __init__(self, face_refs: list, specs: list, backgrounds: list[str], options: Any, output_root: str,
-                 output_protocol: str, storage_options: dict, run_id: str, config_hash: str) -> None:
+                 output_protocol: str, storage_options: dict, run_id: str, config_hash: str,
+                 sheet_plans: list | None = None) -> None:
         import fsspec
 
         from idphoto_ray.photo_path import PhotoPath
 
         tune_worker_process()
         blazeface, face_mesh = ray.get(face_refs)
-        self.path = PhotoPath.load(specs, backgrounds, options, blazeface=blazeface, face_mesh=face_mesh)
+        self.path = PhotoPath.load(specs, backgrounds, options, blazeface=blazeface, face_mesh=face_mesh,
+                                   plans=sheet_plans or ())
         self.root = output_root
         local = output_protocol in ("file", "local")
         self.fs = fsspec.filesystem(output_protocol, **({} if local else storage_options))
@@ -193,43 +195,32 @@ class FinishStage:
         return manifest.rows_to_table(rows)
 
     def _finish(self, row: dict[str, Any], batch: dict[str, np.ndarray], i: int) -> None:
-        from idphoto_ray.geometry import input_affine
-        from idphoto_ray.photo_path import Prepared, working_image, write_outputs
+        from idphoto_ray.photo_path import Prepared, write_outputs
         from idphoto_ray.review import write_thumbnail
 
-        if batch["width"][i]:
-            row["width"], row["height"] = int(batch["width"][i]), int(batch["height"][i])
-        prepared = Prepared(np.zeros(0, np.uint8), (row["width"], row["height"]), bytes(batch["data"][i]),
+        width, height = int(batch["width"][i]), int(batch["height"][i])
+        prepared = Prepared(np.zeros(0, np.uint8), (width or None, height or None), bytes(batch["data"][i]),
                             batch["working"][i], float(batch["scale"][i]),
                             {Step.DECODE.value: float(batch["decode_ms"][i])})
-        try:
-            if batch["reason"][i]:
-                raise PhotoError(Reason(batch["reason"][i]), str(batch["message"][i]))
-            image, scale = working_image(prepared, self.path.options)
-        except PhotoError as exc:
-            manifest.fail(row, exc.reason, exc.message)
-            return
-        finally:
+        if batch["reason"][i]:
+            manifest.fail(row, Reason(batch["reason"][i]), str(batch["message"][i]))
             manifest.add_time(row, Step.DECODE, prepared.timings_ms[Step.DECODE.value])
-            manifest.add_time(row, Step.SEGMENT, float(batch["segment_ms"][i]))
-        name = str(batch["name"][i])
-        try:
-            write_thumbnail(self.fs, self.root, name, image)
-        except OSError as exc:  # the preview is for people; it never blocks the ID photos
-            log.warning("preview for %s not written: %s", row["input_id"], exc)
-        if batch["segment_error"][i]:
-            manifest.fail(row, Reason.SEGMENTATION_ERROR, str(batch["segment_error"][i]))
             return
-        result = self.path.finish_image(image, scale, batch["mask"][i])
-        manifest.add_result(row, result, scale)
+        finished = self.path.finish_row(row, prepared, batch["mask"][i], float(batch["segment_ms"][i]),
+                                        str(batch["segment_error"][i]))
+        name = str(batch["name"][i])
+        if finished.image is not None:
+            try:
+                write_thumbnail(self.fs, self.root, name, finished.image)
+            except OSError as exc:  # the preview is for people; it never blocks the ID photos
+                log.warning("preview for %s not written: %s", row["input_id"], exc)
         if row["status"] == "failed":
             return
         started = time.perf_counter()
         try:
-            written = write_outputs(self.fs, self.root, name, result.outputs)
-            row["outputs"] = [manifest.output_entry(out.spec, out.background, self._uri(path), out.width,
-                                                    out.height, len(out.data), input_affine(out.affine, scale))
-                              for path, out in written]
+            written = write_outputs(self.fs, self.root, name, finished.files)
+            row["outputs"] = [manifest.entry_for(self._uri(path), item, finished.scale)
+                              for path, item in written]
         except OSError as exc:  # message names the path (write_outputs): full disk, read-only, name too long
             manifest.fail(row, Reason.WRITE_ERROR, str(exc))
         manifest.add_time(row, Step.WRITE, (time.perf_counter() - started) * 1000)

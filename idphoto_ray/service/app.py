@@ -304,13 +304,8 @@ class Ingress:
         files = [f for f in form.getlist("files") if not isinstance(f, str)]
         if not files:
             raise HTTPException(422, "the form needs `files`: one zip of photos, or the photos")
-        if form.get("layout"):
-            raise HTTPException(
-                422,
-                "print sheets are made for single photos (POST /v1/photos); batch jobs do not write them yet",
-            )
-        specs, backgrounds, _ = self._choices(
-            _split(form.getlist("specs")), _split(form.getlist("backgrounds")), None
+        specs, backgrounds, sheets = self._choices(
+            _split(form.getlist("specs")), _split(form.getlist("backgrounds")), form.get("layout") or None
         )
         job_id, path = self.store.new()
         unpacker = Unpacker(path / "input", self.settings.max_job_files, limit)
@@ -325,7 +320,7 @@ class Ingress:
             raise HTTPException(
                 422, f"no photos found in the upload (skipped: {', '.join(unpacker.skipped[:10])})"
             )
-        config = self._job_config(path, specs, backgrounds)
+        config = self._job_config(path, specs, backgrounds, [layout for layout, _, _ in sheets])
         JobStore.write_state(
             path, state="queued", total=len(unpacker.names), skipped=unpacker.skipped, created_at=time.time()
         )
@@ -344,7 +339,7 @@ class Ingress:
             status_code=202,
         )
 
-    def _job_config(self, path: Any, specs: list[str], backgrounds: list[str]) -> str:
+    def _job_config(self, path: Any, specs: list[str], backgrounds: list[str], layouts: list) -> str:
         from idphoto_ray.config import JobConfig
 
         config = JobConfig(
@@ -356,6 +351,7 @@ class Ingress:
             model=self.settings.model,
             device=self.settings.device,
             processing=self.settings.processing,
+            layouts=layouts,
         )
         return config.model_dump_json()
 
@@ -420,7 +416,7 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
 
 def serve_forever(host: str, port: int, args: dict[str, Any]) -> None:
     """`idphoto-ray serve`: a local Ray (or RAY_ADDRESS), Serve's proxy on host:port, the app until Ctrl-C."""
-    from idphoto_ray.pipeline import init_ray
+    from idphoto_ray.job.run import init_ray
 
     settings = ServiceSettings.model_validate(args)
     init_ray()

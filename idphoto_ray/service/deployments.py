@@ -17,9 +17,9 @@ import numpy as np
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.layout import SheetPlan
-from idphoto_ray.service.photo_path import REASON_TEXT, PhotoPath, answer
+from idphoto_ray.photo_path import PhotoPath, quantize_masks
+from idphoto_ray.service.answer import answer, failed, new_row
 from idphoto_ray.service.settings import ServiceSettings
 from idphoto_ray.types import PhotoError
 
@@ -64,21 +64,16 @@ class Segmenter:
         started = time.perf_counter()
         try:
             masks = await asyncio.to_thread(self.segmenter, images)
-            results = [(_to_uint8(m), "") for m in masks]
+            results = [(m, "") for m in quantize_masks(masks)]
         except Exception as exc:  # noqa: BLE001 - isolate the photo that breaks the batch
             results = []
             for image in images:
                 try:
-                    results.append((_to_uint8(self.segmenter([image])[0]), ""))
+                    results.append((quantize_masks(self.segmenter([image]))[0], ""))
                 except Exception as single:  # noqa: BLE001
                     results.append((None, f"segmentation: {single!r} (batch error: {exc!r})"))
         ms = (time.perf_counter() - started) * 1000 / len(images)
         return [(mask, ms, error) for mask, error in results]
-
-
-def _to_uint8(mask: np.ndarray) -> np.ndarray:
-    """The batch job's quantisation of the mask (SegmentStage), so both paths finish the same mask."""
-    return np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=4)
@@ -86,13 +81,12 @@ class Finisher:
     """Decode, face models, matting, compositing, encoding and print sheets for one photo per call."""
 
     def __init__(self, segmenter: DeploymentHandle, settings: dict[str, Any]) -> None:
-        from idphoto_ray.models.mediapipe_fetch import ensure
+        from idphoto_ray.job.worker import tune_worker_process
         from idphoto_ray.specs import all_specs
 
+        tune_worker_process()
         config = ServiceSettings.model_validate(settings)
-        self.path = PhotoPath(
-            ensure("blazeface").read_bytes(), ensure("face-mesh").read_bytes(), config.processing
-        )
+        self.path = PhotoPath.load([], [], config.processing)  # face models once; outputs chosen per request
         self.catalogue = all_specs(config.spec_files)
         self.segmenter = segmenter
         self.model_size: int | None = None
@@ -106,35 +100,14 @@ class Finisher:
     async def make(
         self, data: bytes, specs: list[str], backgrounds: list[str], sheets: list[tuple[Any, str, SheetPlan]]
     ) -> dict[str, Any]:
-        """One photo: the answer the API returns (a failed photo is an answer too, with its reason)."""
+        """One photo through the job's photo path; a failed photo is an answer too, with its reason."""
         await self.ready()
         try:
             prepared = await asyncio.to_thread(self.path.prepare, data, self.model_size)
         except PhotoError as exc:
-            return _failed(exc.reason.value, exc.message)
+            return failed(data, exc.reason, exc.message)
         mask, segment_ms, error = await self.segmenter.segment.remote(prepared.model_image)
-        if mask is None:
-            return _failed("segmentation_error", error)
-        result, rendered = await asyncio.to_thread(
-            self.path.finish,
-            prepared,
-            mask,
-            [self.catalogue[s] for s in specs],
-            [parse_background(b) for b in backgrounds],
-            sheets,
-        )
-        return answer(prepared, result, rendered, segment_ms, len(data))
-
-
-def _failed(reason: str, message: str) -> dict[str, Any]:
-    return {
-        "status": "failed",
-        "reason": reason,
-        "reason_text": REASON_TEXT.get(reason),
-        "message": message,
-        "flags": [],
-        "input": None,
-        "checks": {},
-        "timings_ms": {},
-        "outputs": [],
-    }
+        path = self.path.with_outputs([self.catalogue[s] for s in specs], backgrounds, sheets)
+        row = new_row(data)
+        finished = await asyncio.to_thread(path.finish_row, row, prepared, mask, segment_ms, error)
+        return answer(row, finished.files, finished.scale)

@@ -219,7 +219,7 @@ def write_manifest_csv(output: Path) -> Path:
 def run_service_job(job_dir: str, config_json: str) -> None:
     """The batch job for one upload, then its CSV; every outcome ends in job.json (done or failed)."""
     from idphoto_ray.config import JobConfig
-    from idphoto_ray.pipeline import run_job
+    from idphoto_ray.job.run import run_job
 
     path = Path(job_dir)
     JobStore.write_state(path, state="running", started_at=time.time())
