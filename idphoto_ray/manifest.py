@@ -151,7 +151,9 @@ def output_entry(spec: str, background: str, path: str | None, width: int, heigh
             "width": width, "height": height, "bytes": size, "affine": affine, "paper": paper}
 
 
-def entry_for(path: str | None, item: RenderedOutput | RenderedSheet, source_scale: float) -> dict[str, Any]:
+def entry_for(
+    path: str | None, item: RenderedOutput | RenderedSheet, source_scale: float
+) -> dict[str, Any]:
     """The `outputs` element for an encoded photo or print sheet (a sheet has a paper and no affine).
 
     `source_scale` (working px per input px) turns the photo's affine from working to input pixels.

@@ -199,7 +199,7 @@ def test_photo_path_writes_sheets_after_the_photos_and_lists_them(tmp_path, medi
     row = manifest.new_row("in/alice.jpg", "alice.jpg", len(data), "sha", "run", "hash")
     finished = path.finish_row(row, prepared, quantize_masks(segmenter([prepared.model_image]))[0], 1.0)
     written = write_outputs(fsspec.filesystem("file"), str(tmp_path / "out"), "alice", finished.files)
-    row["outputs"] = [manifest.entry_for(p, item) for p, item in written]
+    row["outputs"] = [manifest.entry_for(p, item, finished.scale) for p, item in written]
     row = manifest.finish_row(row)
 
     assert row["status"] in ("ok", "needs_review") and row["width"] == 1280
@@ -207,6 +207,8 @@ def test_photo_path_writes_sheets_after_the_photos_and_lists_them(tmp_path, medi
     expected_photo = str(tmp_path / "out" / "cn-1inch" / "white" / "alice.jpg")
     assert (photo["kind"], photo["paper"], photo["path"]) == ("photo", None, expected_photo)
     assert (sheet["kind"], sheet["paper"], sheet["spec"]) == ("layout", "5inch", "cn-1inch")
+    assert sheet["affine"] is None
+    assert len(photo["affine"]) == 6
     with Image.open(sheet["path"]) as image:  # 3.5×5 in at 300 DPI
         assert image.size == (1050, 1500) == (sheet["width"], sheet["height"])
         assert image.info["dpi"] == pytest.approx((300, 300))
@@ -241,8 +243,9 @@ def test_batch_job_writes_a_sheet_per_input_listed_in_its_outputs(tmp_path, ray_
     assert alice["status"] in ("ok", "needs_review"), alice["message"]
     photos = [o for o in alice["outputs"] if o["kind"] == "photo"]
     (entry,) = [o for o in alice["outputs"] if o["kind"] == "layout"]
-    assert len(photos) == 4 and all(o["paper"] is None for o in photos)
+    assert len(photos) == 4 and all(o["paper"] is None and len(o["affine"]) == 6 for o in photos)
     assert entry == {"kind": "layout", "spec": "cn-1inch+cn-2inch", "background": "blue", "path": str(sheet),
-                     "width": 1200, "height": 1800, "bytes": sheet.stat().st_size, "paper": "6inch"}
+                     "width": 1200, "height": 1800, "bytes": sheet.stat().st_size, "affine": None,
+                     "paper": "6inch"}
     assert rows["coffee.jpg"]["status"] == "failed" and rows["coffee.jpg"]["outputs"] == []
     assert not (tmp_path / "out" / "layout" / "6inch" / "coffee.jpg").exists()
