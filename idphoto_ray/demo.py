@@ -10,12 +10,18 @@ from idphoto_ray.job.run import RunSummary, run_job
 from idphoto_ray.samples import write_samples
 
 
+#: The Chinese 1寸 and 2寸 formats. Passport specs require a closed mouth and the only bundled portrait
+#: smiles with teeth, so with a passport spec every demo photo would be `needs_review` (mouth_open) and a
+#: newcomer would never see what `ok` looks like.
+DEMO_SPECS = ["cn-1inch", "cn-2inch"]
+
+
 def demo_config(folder: Path, model: str = "auto") -> JobConfig:
     """Same settings as configs/sample.yaml, embedded so an installed package needs no repo checkout."""
     return JobConfig(
         input=[str(folder / "samples")],
         output=str(folder / "results"),
-        specs=["cn-1inch", "cn-2inch", "us-passport"],
+        specs=DEMO_SPECS,
         backgrounds=["blue", "white", "red"],
         model=model,
         device="auto",

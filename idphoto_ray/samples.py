@@ -45,6 +45,19 @@ def _on_background(base: np.ndarray, rgb: tuple[int, int, int], scale: float, as
     return canvas
 
 
+def portrait_3x4(base: np.ndarray) -> Image.Image:
+    """The good path: the portrait framed 3:4 upright, as a camera held in portrait orientation takes it.
+
+    The source is square with a flag and a shuttle model beside the subject; a 3:4 frame keeps the whole
+    height (room above the hair, shoulders to the bottom edge) and trims the sides to 75 %, centred on the
+    face (x ≈ 0.48 of the width), which drops most of the flag and the shuttle's edge at the shoulder.
+    """
+    h, w = base.shape[:2]
+    width = h * 3 // 4
+    left = int(round(0.48 * w - width / 2))
+    return Image.fromarray(base[:, left : left + width])
+
+
 def sample_files() -> dict[str, bytes]:
     """name → file bytes. Names: <case>.<ext>.
 
@@ -79,6 +92,7 @@ def sample_files() -> dict[str, bytes]:
         pass
     files["backgrounds/red_wall.jpg"] = jpeg_bytes(_on_background(base, (200, 20, 20), 0.8))
     files["backgrounds/green_wall.jpg"] = jpeg_bytes(_on_background(base, (40, 160, 60), 0.8))
+    files["good/ok_portrait_3x4.jpg"] = jpeg_bytes(portrait_3x4(base))
     files["small/low_resolution.jpg"] = jpeg_bytes(upright.resize((200, 200), Image.Resampling.LANCZOS))
     head = Image.fromarray(astronaut()).crop((130, 20, 320, 330))  # two people side by side, heads a realistic size in the frame
     two = Image.new("RGB", (head.width * 2, head.height))
