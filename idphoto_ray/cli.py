@@ -31,6 +31,7 @@ EPILOG = """examples:
   idphoto-ray models fetch mediapipe-selfie blazeface-full face-mesh
   idphoto-ray models list
   idphoto-ray specs
+  idphoto-ray review apply review-decisions.json --output out/
 """
 
 
@@ -178,6 +179,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from idphoto_ray.decisions import apply_decisions, parse_decisions
+
+    if not args.review_cmd:
+        args.parser.print_help()
+        return 0
+    output, storage = args.output, None
+    if args.config:
+        config = load_config(args.config)
+        output, storage = output or config.output, config.storage_options
+    if not output:
+        print("error: give --output (the job's output folder or URI) or a --config that has it", file=sys.stderr)
+        return 2
+    decisions = parse_decisions(Path(args.decisions).read_text(encoding="utf-8"))
+    result = apply_decisions(decisions, output, storage)
+    print("\n".join(result.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="idphoto-ray",
@@ -187,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version_line())
     parser.add_argument("-v", "--verbose", action="store_true", help="Log at INFO level, Ray's own lines included.")
-    sub = parser.add_subparsers(dest="cmd", metavar="{run,models,specs,demo}")
+    sub = parser.add_subparsers(dest="cmd", metavar="{run,models,specs,demo,review}")
 
     run = sub.add_parser(
         "run",
@@ -231,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--settings", help="YAML of service settings (the `args:` of configs/serve.yaml).")
     srv.add_argument("--model", help="Segmentation model (default mediapipe-selfie).")
     srv.set_defaults(func=_cmd_serve)
+
+    review = sub.add_parser("review", help="Act on review.html's decisions.")
+    rsub = review.add_subparsers(dest="review_cmd")
+    apply = rsub.add_parser("apply", help="Append one manifest row per decision (approved → ok, rejected → failed "
+                            "with rejected_in_review); --resume keeps them until the input's bytes change.")
+    apply.add_argument("decisions", help="The decisions file review.html exported (review-decisions.json).")
+    apply.add_argument("--output", help="The job's output folder or URI (holds manifest/).")
+    apply.add_argument("--config", help="The job's YAML config (its output and storage options).")
+    review.set_defaults(func=_cmd_review, parser=review)
 
     parser.set_defaults(func=None, parser=parser)
     models.set_defaults(parser=models)

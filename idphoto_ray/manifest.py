@@ -7,6 +7,8 @@ into `timings_ms`) and checked against the schema. Search here for where any man
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -219,3 +221,35 @@ def latest_rows(table: pa.Table) -> pa.Table:
     ids = ordered.column("input_id").to_pylist()
     keep = [i for i, key in enumerate(ids) if i == 0 or key != ids[i - 1]]
     return ordered.take(pa.array(keep, type=pa.int64()))
+
+
+def finished_for_resume(status: str | None, reason: str | None) -> bool:
+    """A row that finishes its input for `--resume` (with the same config and the same input bytes).
+
+    Made (ok, needs_review) or decided on the review page: approved rows are ok, rejected ones are failed
+    with `rejected_in_review`. A decision is final until the input's bytes change (contracts §3); other
+    failures are retried.
+    """
+    return status in (Status.OK, Status.NEEDS_REVIEW) or (
+        status == Status.FAILED and reason == Reason.REJECTED_IN_REVIEW)
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique across concurrent runs (and review decisions)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + os.urandom(3).hex()
+
+
+def decision_row(reviewed: dict[str, Any], approved: bool, note: str, run_id: str) -> dict[str, Any]:
+    """The row a review decision appends: the reviewed row's identity, config, flags, metrics and outputs
+    (the files stay where they are), under a new run_id so it is the input's latest row.
+
+    Approved → ok; rejected → failed with `rejected_in_review`. The outputs are kept on a rejected row too
+    (unlike `fail`): the files exist, and the row says which ones a person turned down.
+    """
+    row = empty_row() | {key: reviewed.get(key) for key in SCHEMA.names}
+    verdict = "approved" if approved else "rejected"
+    message = f"{verdict} in review" + (f": {note.strip()}" if note and note.strip() else "")
+    row.update(run_id=run_id, message=message, timings_ms=None,
+               status=(Status.OK if approved else Status.FAILED).value,
+               reason=None if approved else Reason.REJECTED_IN_REVIEW.value)
+    return row

@@ -15,11 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from idphoto_ray.manifest import latest_rows
-
-#: Statuses that finish an input for resume: made (ok, needs_review) or decided by a reviewer, which is final
-#: until the input's bytes change.
-DONE_STATUSES = ("ok", "needs_review", "approved", "rejected")
+from idphoto_ray.manifest import finished_for_resume, latest_rows
 
 
 def done_inputs(table: pa.Table, config_hash: str) -> dict[str, str]:
@@ -30,12 +26,13 @@ def done_inputs(table: pa.Table, config_hash: str) -> dict[str, str]:
     same_config = table.filter(pc.equal(table.column("config_hash"), config_hash))
     latest = latest_rows(same_config)
     done = {}
-    for input_id, status, sha in zip(
+    for input_id, status, reason, sha in zip(
         latest.column("input_id").to_pylist(),
         latest.column("status").to_pylist(),
+        latest.column("reason").to_pylist(),
         latest.column("input_sha256").to_pylist(),
     ):
-        if status in DONE_STATUSES and sha:
+        if finished_for_resume(status, reason) and sha:
             done[input_id] = sha
     return done
 

@@ -54,7 +54,7 @@ def portrait_3x4(base: np.ndarray) -> Image.Image:
     """
     h, w = base.shape[:2]
     width = h * 3 // 4
-    left = int(round(0.48 * w - width / 2))
+    left = round(0.48 * w - width / 2)
     return Image.fromarray(base[:, left : left + width])
 
 

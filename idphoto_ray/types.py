@@ -67,6 +67,8 @@ class Reason(Documented):
     WRITE_ERROR = ("write_error", "An output file could not be written.")
     READ_ERROR = ("read_error", "The input could not be read (missing, unreadable or gone while listing).")
     INTERNAL_ERROR = ("internal_error", "A bug: the message holds the exception.")
+    REJECTED_IN_REVIEW = ("rejected_in_review", "A person rejected the outputs on the review page; the message "
+                          "holds their note.")
 
 
 class Flag(Documented):

@@ -14,7 +14,6 @@ import platform
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
@@ -27,7 +26,7 @@ from idphoto_ray.entries import skipped_line
 from idphoto_ray.job.pool import photos_in_flight, plan_pool
 from idphoto_ray.job.ray_private import job_data_context
 from idphoto_ray.job.stages import FinishStage, PrepareStage, SegmentStage, as_tasks
-from idphoto_ray.manifest import SCHEMA, latest_rows
+from idphoto_ray.manifest import SCHEMA, latest_rows, new_run_id
 from idphoto_ray.manifest_store import ManifestWriteError, PartWriter, read_parts
 from idphoto_ray.read import InputItem, is_local, list_inputs_detailed, open_filesystem, protocol_of
 from idphoto_ray.redact import scrub, secret_values
@@ -80,11 +79,6 @@ class RunSummary:
         if self.review_html:
             lines.append(f"review page: {self.review_html}")
         return "\n".join(lines)
-
-
-def new_run_id() -> str:
-    """Sortable by time, unique across concurrent runs."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + os.urandom(3).hex()
 
 
 def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
