@@ -152,15 +152,16 @@ def _why(row: dict[str, Any]) -> str:
     return (f'<ul class="why">{"".join(items)}</ul>' if items else "") + detail
 
 
-def _detail(row: dict[str, Any], fs: Any, root: str, input_preview: str | None) -> str:
-    """The content of a row's detail panel, kept in a <template> so its images decode only when opened."""
+def _detail(row: dict[str, Any], fs: Any, root: str, input_preview: str | None, large: list[str | None]) -> str:
+    """The content of a row's detail panel, kept in a <template> so its images decode only when opened.
+
+    `large` holds each output's preview URI (None: the file could not be read)."""
     local = is_local(fs)
     outputs = list(row["outputs"] or [])
     figures = []
-    for out in outputs:
-        img = _open_rgb(fs, out["path"])
+    for out, uri in zip(outputs, large, strict=True):
         big = (f'<img class="big" alt="{html.escape(out["spec"])} {html.escape(out["background"])}" '
-               f'src="{_jpeg_uri(img, PREVIEW_SIDE)}">') if img is not None else '<div class="noimg big">missing</div>'
+               f'src="{uri}">') if uri else '<div class="noimg big">missing</div>'
         figures.append(
             f'<figure>{big}<figcaption>{html.escape(out["spec"])} · {html.escape(out["background"])} · '
             f'{out["width"]}×{out["height"]} · <a class="file" href="{html.escape(_href(out["path"], root, local))}"'
@@ -184,12 +185,15 @@ def _row_html(row: dict[str, Any], name: str, fs: Any, root: str) -> str:
     preview_img = _open_rgb(fs, join(root, REVIEW_DIR, f"{name}.jpg"))
     preview = _jpeg_uri(preview_img, PREVIEW_SIDE) if preview_img is not None else None
     thumb = _jpeg_uri(preview_img, THUMB_SIDE) if preview_img is not None else None
-    outs = "".join(
-        f'<figure><img alt="{html.escape(o["spec"])} {html.escape(o["background"])}" src="{uri}">'
-        f"<figcaption>{html.escape(o['spec'])} · {html.escape(o['background'])}</figcaption></figure>"
-        for o in (row["outputs"] or [])
-        if (uri := _data_uri(fs, o["path"]))
-    )
+    small, large = [], []
+    for o in row["outputs"] or []:  # each output decoded once, for both sizes
+        img = _open_rgb(fs, o["path"])
+        large.append(_jpeg_uri(img, PREVIEW_SIDE) if img is not None else None)
+        if img is not None:
+            small.append(f'<figure><img alt="{html.escape(o["spec"])} {html.escape(o["background"])}" '
+                         f'src="{_jpeg_uri(img, THUMB_SIDE)}"><figcaption>{html.escape(o["spec"])} · '
+                         f'{html.escape(o["background"])}</figcaption></figure>')
+    outs = "".join(small)
     codes = [row["reason"]] if row["reason"] else list(row["flags"] or [])
     key = ",".join(codes) or "ok"
     words = "".join(f'<div class="code"><code>{html.escape(c)}</code> <span class="words">'
@@ -205,7 +209,7 @@ def _row_html(row: dict[str, Any], name: str, fs: Any, root: str) -> str:
         f'<td class="status">{status}</td><td class="key">{words}</td>'
         f'<td class="path" title="{html.escape(row["input_path"])}">{html.escape(name)}<div class="msg">{detail}'
         f'</div></td><td>{inp}</td><td class="outs">{outs}</td><td class="decision"></td></tr>\n'
-        f'<tr class="detail" hidden><td colspan="6"><template>{_detail(row, fs, root, preview)}</template></td></tr>'
+        f'<tr class="detail" hidden><td colspan="6"><template>{_detail(row, fs, root, preview, large)}</template></td></tr>'
     )
 
 

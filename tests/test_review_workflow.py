@@ -259,3 +259,13 @@ def test_apply_rejects_a_file_that_is_not_a_decisions_file(tmp_path, capsys):
     bad.write_text(json.dumps({"decisions": [{"input_id": "a"}]}))
     assert main(["review", "apply", str(bad), "--output", str(tmp_path)]) == 2
     assert "not a decisions file" in capsys.readouterr().err
+
+
+def test_links_are_relative_for_local_outputs_and_uris_for_buckets():
+    from idphoto_ray.review import _href
+
+    assert _href("/data/out/cn-1inch/blue/a b.jpg", "/data/out", local=True) == "cn-1inch/blue/a%20b.jpg"
+    assert _href("/data/in/x.jpg", "/data/out", local=True) == "../in/x.jpg"
+    assert _href("s3://bucket/out/cn-1inch/blue/a.jpg", "bucket/out", local=False) == (
+        "s3://bucket/out/cn-1inch/blue/a.jpg")
+    assert _href("s3://bucket/in/a.jpg", "/data/out", local=True) == "s3://bucket/in/a.jpg"
