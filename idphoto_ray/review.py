@@ -328,6 +328,11 @@ you export them and run <code>idphoto-ray review apply DECISIONS --output OUTPUT
         input_sha256: tr.dataset.sha, decision: decision, note: note, decided_at: new Date().toISOString()}};
     }} else {{ delete d[idOf(tr)]; }}
     save(d); render();
+    if (decision) {{  // on to the next undecided row still shown
+      if (!detailOf(tr).hidden) toggle(tr);
+      var next = rows().filter(function (r) {{ return !r.hidden && !d[idOf(r)]; }})[0];
+      if (next) {{ if (detailOf(next).hidden) toggle(next); next.scrollIntoView({{block: 'start'}}); }}
+    }}
   }}
   function toggle(tr) {{
     var det = detailOf(tr), td = det.firstElementChild, tpl = td.querySelector('template');

@@ -149,6 +149,12 @@ def test_open_filter_decide_export_apply(browser, tmp_path):
     assert _visible(page) == ["class-b/carol"]
     page.select_option("#filter-code", "")
 
+    # sort by input name: each row keeps its detail row right after it
+    page.click('th[data-col="2"]')
+    assert _visible(page) == ["class-a/alice", "class-a/bob", "class-b/carol", "class-b/dave"]
+    paired = page.eval_on_selector_all("#review tbody tr", "trs => trs.map(t => t.className.split(' ')[0])")
+    assert paired == ["row", "detail"] * 4
+
     # click a row: large previews, crop boxes, links to the files
     alice.click()
     detail = page.locator('tr.row[data-id="class-a/alice"] + tr.detail')
@@ -167,10 +173,11 @@ def test_open_filter_decide_export_apply(browser, tmp_path):
         assert not href.startswith(("/", "file:", "http")) and (out / href).resolve().is_file(), href
     _shot(page, "2-detail")
 
-    # decide: approve alice, reject bob with a note
+    # decide: approve alice, which closes her panel and opens the next undecided row (bob); reject him with a note
     detail.get_by_role("button", name="Approve").click()
-    page.locator('tr.row[data-id="class-a/bob"]').click()
+    assert not detail.is_visible()
     bob_detail = page.locator('tr.row[data-id="class-a/bob"] + tr.detail')
+    assert bob_detail.is_visible()
     bob_detail.locator("input.note").fill("shadow across the face")
     bob_detail.get_by_role("button", name="Reject").click()
     assert page.locator('tr.row[data-id="class-a/bob"] td.decision').inner_text().startswith("rejected")
