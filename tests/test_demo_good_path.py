@@ -21,8 +21,6 @@ from idphoto_ray.samples import sample_files
 from idphoto_ray.specs import all_specs
 from idphoto_ray.types import Status
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def demo_photo_path(mediapipe_models):
