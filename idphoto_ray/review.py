@@ -245,7 +245,7 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }}
 th {{ cursor: pointer; text-align: left; background: #eee; padding: .4em; }}
 td {{ border-top: 1px solid #ddd; padding: .4em; vertical-align: top; }}
-tr.row {{ cursor: pointer; }}
+tr.row {{ cursor: pointer; scroll-margin-top: 3.5em; }}  /* clear of the sticky filter bar */
 tr.row:hover, tr.row.open {{ background: #f6f8ff; }}
 tr.failed td.status {{ color: #b00; font-weight: bold; }}
 tr.needs_review td.status {{ color: #b60; font-weight: bold; }}
