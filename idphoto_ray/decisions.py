@@ -37,8 +37,10 @@ class ApplyResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"review {self.run_id}: {self.approved} approved, {self.rejected} rejected"
-               + (f" → {self.part}" if self.part else "")]
+        out = [
+            f"review {self.run_id}: {self.approved} approved, {self.rejected} rejected"
+            + (f" → {self.part}" if self.part else "")
+        ]
         out += [f"  skipped {input_id}: {why}" for input_id, why in self.skipped]
         return out
 
@@ -49,21 +51,38 @@ def parse_decisions(text: str) -> list[Decision]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"decisions file is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("decisions"), list):
-        raise ValueError(f"not a decisions file (expected a JSON object with format {FORMAT!r} and a "
-                         "'decisions' list, as review.html's 'Export decisions' writes)")
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("decisions"), list)
+    ):
+        raise ValueError(
+            f"not a decisions file (expected a JSON object with format {FORMAT!r} and a "
+            "'decisions' list, as review.html's 'Export decisions' writes)"
+        )
     decisions = []
     for i, item in enumerate(data["decisions"]):
-        if not isinstance(item, dict) or item.get("decision") not in DECISIONS or not item.get("input_id") \
-                or not item.get("run_id"):
+        if (
+            not isinstance(item, dict)
+            or item.get("decision") not in DECISIONS
+            or not item.get("input_id")
+            or not item.get("run_id")
+        ):
             raise ValueError(f"decision {i}: needs input_id, run_id and decision ({' or '.join(DECISIONS)})")
-        decisions.append(Decision(str(item["input_id"]), str(item["run_id"]), item["decision"],
-                                  str(item.get("note") or "")))
+        decisions.append(
+            Decision(
+                str(item["input_id"]), str(item["run_id"]), item["decision"], str(item.get("note") or "")
+            )
+        )
     return decisions
 
 
-def apply_decisions(decisions: list[Decision], output: str, storage_options: dict[str, Any] | None = None,
-                    run_id: str | None = None) -> ApplyResult:
+def apply_decisions(
+    decisions: list[Decision],
+    output: str,
+    storage_options: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> ApplyResult:
     """Append one row per decision whose reviewed row is still its input's latest under that config.
 
     A decision on a row that a later run (or an earlier apply) superseded is skipped and named: the person
@@ -98,4 +117,3 @@ def apply_decisions(decisions: list[Decision], output: str, storage_options: dic
     if new_rows:  # one part, whole or not at all, like a run's parts
         result.part = write_part(rows_to_table(new_rows), fs, manifest_dir, f"review-{result.run_id}.parquet")
     return result
-

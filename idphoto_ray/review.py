@@ -123,8 +123,10 @@ def _input_figure(preview: str | None, row: dict[str, Any], outputs: list[dict[s
         if poly is None:
             continue
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in poly)
-        svg = (f'<polygon class="crop" data-spec="{html.escape(spec)}" points="{points}" fill="none" '
-               f'stroke="{colour}" stroke-width="2" vector-effect="non-scaling-stroke"/>')
+        svg = (
+            f'<polygon class="crop" data-spec="{html.escape(spec)}" points="{points}" fill="none" '
+            f'stroke="{colour}" stroke-width="2" vector-effect="non-scaling-stroke"/>'
+        )
         boxes.append((poly, svg))
         legend.append(f'<span class="swatch" style="border-color:{colour}"></span>{html.escape(spec)}')
     if not w or not h:
@@ -134,14 +136,20 @@ def _input_figure(preview: str | None, row: dict[str, Any], outputs: list[dict[s
     pad = 0.01 * max(w, h)
     x0, y0, x1, y1 = min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad
     scale = PREVIEW_SIDE / max(x1 - x0, y1 - y0)
-    caption = ("crop of each spec: " + " ".join(legend)) if legend else (
-        "no crop box: this manifest's outputs carry no affine" if outputs else "")
-    return (f'<svg class="input-crop" role="img" aria-label="input with crop boxes" '
-            f'width="{(x1 - x0) * scale:.0f}" height="{(y1 - y0) * scale:.0f}" '
-            f'viewBox="{x0:.1f} {y0:.1f} {x1 - x0:.1f} {y1 - y0:.1f}">'
-            f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="#ddd"/>'
-            f'<image href="{preview}" x="0" y="0" width="{w}" height="{h}" preserveAspectRatio="none"/>'
-            + "".join(svg for _, svg in boxes) + f'</svg><div class="legend">{caption}</div>')
+    caption = (
+        ("crop of each spec: " + " ".join(legend))
+        if legend
+        else ("no crop box: this manifest's outputs carry no affine" if outputs else "")
+    )
+    return (
+        f'<svg class="input-crop" role="img" aria-label="input with crop boxes" '
+        f'width="{(x1 - x0) * scale:.0f}" height="{(y1 - y0) * scale:.0f}" '
+        f'viewBox="{x0:.1f} {y0:.1f} {x1 - x0:.1f} {y1 - y0:.1f}">'
+        f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="#ddd"/>'
+        f'<image href="{preview}" x="0" y="0" width="{w}" height="{h}" preserveAspectRatio="none"/>'
+        + "".join(svg for _, svg in boxes)
+        + f'</svg><div class="legend">{caption}</div>'
+    )
 
 
 def _why(row: dict[str, Any]) -> str:
@@ -152,7 +160,9 @@ def _why(row: dict[str, Any]) -> str:
     return (f'<ul class="why">{"".join(items)}</ul>' if items else "") + detail
 
 
-def _detail(row: dict[str, Any], fs: Any, root: str, input_preview: str | None, large: list[str | None]) -> str:
+def _detail(
+    row: dict[str, Any], fs: Any, root: str, input_preview: str | None, large: list[str | None]
+) -> str:
     """The content of a row's detail panel, kept in a <template> so its images decode only when opened.
 
     `large` holds each output's preview URI (None: the file could not be read)."""
@@ -160,19 +170,27 @@ def _detail(row: dict[str, Any], fs: Any, root: str, input_preview: str | None, 
     outputs = list(row["outputs"] or [])
     figures = []
     for out, uri in zip(outputs, large, strict=True):
-        big = (f'<img class="big" alt="{html.escape(out["spec"])} {html.escape(out["background"])}" '
-               f'src="{uri}">') if uri else '<div class="noimg big">missing</div>'
+        big = (
+            (
+                f'<img class="big" alt="{html.escape(out["spec"])} {html.escape(out["background"])}" '
+                f'src="{uri}">'
+            )
+            if uri
+            else '<div class="noimg big">missing</div>'
+        )
         figures.append(
-            f'<figure>{big}<figcaption>{html.escape(out["spec"])} · {html.escape(out["background"])} · '
+            f"<figure>{big}<figcaption>{html.escape(out['spec'])} · {html.escape(out['background'])} · "
             f'{out["width"]}×{out["height"]} · <a class="file" href="{html.escape(_href(out["path"], root, local))}"'
-            f' target="_blank">open file</a></figcaption></figure>')
+            f' target="_blank">open file</a></figcaption></figure>'
+        )
     input_link = html.escape(_href(row["input_path"], root, local))
     return (
         f'<div class="why-box">{_why(row)}</div>'
         f'<div class="previews"><figure class="input">{_input_figure(input_preview, row, outputs)}'
-        f'<figcaption>input · {row.get("width") or "?"}×{row.get("height") or "?"} · '
+        f"<figcaption>input · {row.get('width') or '?'}×{row.get('height') or '?'} · "
         f'<a class="file" href="{input_link}" target="_blank">open input</a></figcaption></figure>'
-        + "".join(figures) + "</div>"
+        + "".join(figures)
+        + "</div>"
         '<div class="decide"><button type="button" data-decide="approved">Approve</button>'
         '<button type="button" data-decide="rejected">Reject</button>'
         '<button type="button" data-decide="">Undo</button>'
@@ -190,20 +208,36 @@ def _row_html(row: dict[str, Any], name: str, fs: Any, root: str) -> str:
         img = _open_rgb(fs, o["path"])
         large.append(_jpeg_uri(img, PREVIEW_SIDE) if img is not None else None)
         if img is not None:
-            small.append(f'<figure><img alt="{html.escape(o["spec"])} {html.escape(o["background"])}" '
-                         f'src="{_jpeg_uri(img, THUMB_SIDE)}"><figcaption>{html.escape(o["spec"])} · '
-                         f'{html.escape(o["background"])}</figcaption></figure>')
+            small.append(
+                f'<figure><img alt="{html.escape(o["spec"])} {html.escape(o["background"])}" '
+                f'src="{_jpeg_uri(img, THUMB_SIDE)}"><figcaption>{html.escape(o["spec"])} · '
+                f"{html.escape(o['background'])}</figcaption></figure>"
+            )
     outs = "".join(small)
     codes = [row["reason"]] if row["reason"] else list(row["flags"] or [])
     key = ",".join(codes) or "ok"
-    words = "".join(f'<div class="code"><code>{html.escape(c)}</code> <span class="words">'
-                    f"{_words(c)}</span></div>" for c in codes) or "ok"
+    words = (
+        "".join(
+            f'<div class="code"><code>{html.escape(c)}</code> <span class="words">{_words(c)}</span></div>'
+            for c in codes
+        )
+        or "ok"
+    )
     detail = html.escape(row["message"] or "")
     inp = f'<img alt="input" src="{thumb}">' if thumb else '<div class="noimg">no preview</div>'
     status = html.escape(row["status"])
-    attrs = " ".join(f'data-{k}="{html.escape(str(v or ""))}"' for k, v in (
-        ("status", row["status"]), ("key", key), ("codes", " ".join(codes)), ("id", row["input_id"]),
-        ("run", row["run_id"]), ("config", row["config_hash"]), ("sha", row["input_sha256"])))
+    attrs = " ".join(
+        f'data-{k}="{html.escape(str(v or ""))}"'
+        for k, v in (
+            ("status", row["status"]),
+            ("key", key),
+            ("codes", " ".join(codes)),
+            ("id", row["input_id"]),
+            ("run", row["run_id"]),
+            ("config", row["config_hash"]),
+            ("sha", row["input_sha256"]),
+        )
+    )
     return (
         f'<tr class="row {status}" {attrs} tabindex="0">'
         f'<td class="status">{status}</td><td class="key">{words}</td>'
@@ -213,11 +247,15 @@ def _row_html(row: dict[str, Any], name: str, fs: Any, root: str) -> str:
     )
 
 
-def write_review(rows: pa.Table, fs: Any, root: str, path: str, names: dict[str, str], ok_sample: int = 24) -> None:
+def write_review(
+    rows: pa.Table, fs: Any, root: str, path: str, names: dict[str, str], ok_sample: int = 24
+) -> None:
     """Every needs_review/failed input with its reasons in words, and a sample of ok ones."""
     records = rows.to_pylist()
     severity = {Status.FAILED.value: 0, Status.NEEDS_REVIEW.value: 1}
-    problems = sorted((r for r in records if r["status"] != Status.OK), key=lambda r: severity.get(r["status"], 2))
+    problems = sorted(
+        (r for r in records if r["status"] != Status.OK), key=lambda r: severity.get(r["status"], 2)
+    )
     ok = [r for r in records if r["status"] == Status.OK][:ok_sample]
     shown = problems + ok
     # names: input_id → output stem (row identity, contracts §3); thumbnails are stored under the stem
@@ -225,13 +263,24 @@ def write_review(rows: pa.Table, fs: Any, root: str, path: str, names: dict[str,
     counts = {s.value: sum(1 for r in records if r["status"] == s) for s in Status}
     code_counts: dict[str, int] = {}
     for r in shown:
-        for code in ([r["reason"]] if r["reason"] else list(r["flags"] or [])):
+        for code in [r["reason"]] if r["reason"] else list(r["flags"] or []):
             code_counts[code] = code_counts.get(code, 0) + 1
-    code_options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)} ({n})</option>'
-                           for c, n in sorted(code_counts.items()))
-    status_options = "".join(f'<option value="{s.value}">{s.value} ({counts[s.value]})</option>' for s in Status)
-    page = _PAGE.format(rows=body, side=PREVIEW_SIDE, counts=html.escape(json.dumps(counts)), n=len(records),
-                        output=html.escape(root), code_options=code_options, status_options=status_options)
+    code_options = "".join(
+        f'<option value="{html.escape(c)}">{html.escape(c)} ({n})</option>'
+        for c, n in sorted(code_counts.items())
+    )
+    status_options = "".join(
+        f'<option value="{s.value}">{s.value} ({counts[s.value]})</option>' for s in Status
+    )
+    page = _PAGE.format(
+        rows=body,
+        side=PREVIEW_SIDE,
+        counts=html.escape(json.dumps(counts)),
+        n=len(records),
+        output=html.escape(root),
+        code_options=code_options,
+        status_options=status_options,
+    )
     write_bytes(fs, path, page.encode("utf-8"))
 
 

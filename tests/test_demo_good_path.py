@@ -40,7 +40,12 @@ def test_good_samples_are_ok_with_no_flags(demo_photo_path):
         prepared = path.prepare(data, model_size=size)
         mask = quantize_masks(segmenter([prepared.model_image]))[0]
         result = path.finish(prepared, mask)
-        assert result.status == Status.OK, (name, result.status, [str(f) for f in result.flags], result.message)
+        assert result.status == Status.OK, (
+            name,
+            result.status,
+            [str(f) for f in result.flags],
+            result.message,
+        )
         assert result.flags == [] and result.reason is None
         assert len(result.outputs) == len(config.specs) * len(config.backgrounds)
         for out in result.outputs:  # a real photo, not an empty frame: the subject fills the middle

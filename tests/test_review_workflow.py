@@ -33,8 +33,14 @@ from idphoto_ray.samples import astronaut
 from idphoto_ray.types import Flag, Reason
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 HAS_AFFINE = "affine" in [OUTPUT_TYPE.field(i).name for i in range(OUTPUT_TYPE.num_fields)]
 
 
@@ -71,19 +77,48 @@ def _batch(tmp_path: Path) -> tuple[Path, list[dict]]:
                 a, b, c, d, e, f = affine
                 inv = np.linalg.inv(np.array([[a, b], [d, e]]))
                 crop = Image.fromarray(photo).transform(
-                    (w, h), Image.Transform.AFFINE,
-                    (inv[0, 0], inv[0, 1], -(inv[0, 0] * c + inv[0, 1] * f),
-                     inv[1, 0], inv[1, 1], -(inv[1, 0] * c + inv[1, 1] * f)), Image.Resampling.BILINEAR)
+                    (w, h),
+                    Image.Transform.AFFINE,
+                    (
+                        inv[0, 0],
+                        inv[0, 1],
+                        -(inv[0, 0] * c + inv[0, 1] * f),
+                        inv[1, 0],
+                        inv[1, 1],
+                        -(inv[1, 0] * c + inv[1, 1] * f),
+                    ),
+                    Image.Resampling.BILINEAR,
+                )
                 path = out / spec / bg / f"{input_id}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 crop.save(path, quality=90)
-                outputs.append({"spec": spec, "background": bg, "path": str(path), "width": w, "height": h,
-                                "bytes": path.stat().st_size, "affine": affine})
+                outputs.append(
+                    {
+                        "spec": spec,
+                        "background": bg,
+                        "path": str(path),
+                        "width": w,
+                        "height": h,
+                        "bytes": path.stat().st_size,
+                        "affine": affine,
+                    }
+                )
         row = empty_row()
-        row.update(input_path=str(src), input_id=input_id, input_bytes=src.stat().st_size,
-                   input_sha256=f"sha-{i}", run_id="20260101T000000000000Z-aaaaaa", config_hash="cfg",
-                   status=status, reason=reason, flags=flags, outputs=outputs, width=1024, height=1024,
-                   message="the face detector saw nothing" if reason else None)
+        row.update(
+            input_path=str(src),
+            input_id=input_id,
+            input_bytes=src.stat().st_size,
+            input_sha256=f"sha-{i}",
+            run_id="20260101T000000000000Z-aaaaaa",
+            config_hash="cfg",
+            status=status,
+            reason=reason,
+            flags=flags,
+            outputs=outputs,
+            width=1024,
+            height=1024,
+            message="the face detector saw nothing" if reason else None,
+        )
         rows.append(row)
     table = rows_to_table(rows)
     (out / "manifest").mkdir(parents=True)
@@ -106,8 +141,10 @@ def browser():
             pytest.fail("headless Chromium is required in CI (apt-get install -y chromium)")
         pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                              args=CHROMIUM_ARGS)
+        b = p.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=CHROMIUM_ARGS,
+        )
         yield b
         b.close()
 
@@ -198,7 +235,9 @@ def test_open_filter_decide_export_apply(browser, tmp_path):
     info.value.save_as(exported)
     decisions = json.loads(exported.read_text())["decisions"]
     assert sorted((d["input_id"], d["decision"]) for d in decisions) == [
-        ("class-a/alice", "approved"), ("class-a/bob", "rejected")]
+        ("class-a/alice", "approved"),
+        ("class-a/bob", "rejected"),
+    ]
     assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
     context.close()
 
@@ -238,8 +277,16 @@ def test_finished_for_resume_keeps_decisions_and_retries_failures():
 
 def test_decision_row_keeps_identity_and_outputs():
     row = empty_row()
-    row.update(input_path="/in/a.jpg", input_id="a", input_sha256="s", run_id="r1", config_hash="c",
-               status="needs_review", flags=["blurry"], outputs=[{"spec": "x", "path": "/out/a.jpg"}])
+    row.update(
+        input_path="/in/a.jpg",
+        input_id="a",
+        input_sha256="s",
+        run_id="r1",
+        config_hash="c",
+        status="needs_review",
+        flags=["blurry"],
+        outputs=[{"spec": "x", "path": "/out/a.jpg"}],
+    )
     approved = decision_row(row, True, "  ", "r2")
     rejected = decision_row(row, False, "blur", "r2")
     assert (approved["status"], approved["reason"], approved["message"]) == ("ok", None, "approved in review")
@@ -274,5 +321,6 @@ def test_links_are_relative_for_local_outputs_and_uris_for_buckets():
     assert _href("/data/out/cn-1inch/blue/a b.jpg", "/data/out", local=True) == "cn-1inch/blue/a%20b.jpg"
     assert _href("/data/in/x.jpg", "/data/out", local=True) == "../in/x.jpg"
     assert _href("s3://bucket/out/cn-1inch/blue/a.jpg", "bucket/out", local=False) == (
-        "s3://bucket/out/cn-1inch/blue/a.jpg")
+        "s3://bucket/out/cn-1inch/blue/a.jpg"
+    )
     assert _href("s3://bucket/in/a.jpg", "/data/out", local=True) == "s3://bucket/in/a.jpg"
