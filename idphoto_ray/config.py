@@ -30,8 +30,12 @@ class Preprocess(BaseModel):
         "image_max",
         description="unit: x/255; image_max: x/max(x) as rembg does; minus_one_one: x/127.5-1; raw: x (0-255).",
     )
-    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="Per-channel mean after scaling.")
-    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="Per-channel std after scaling.")
+    mean: tuple[float, float, float] = Field(
+        (0.485, 0.456, 0.406), description="Per-channel mean after scaling."
+    )
+    std: tuple[float, float, float] = Field(
+        (0.229, 0.224, 0.225), description="Per-channel std after scaling."
+    )
     layout: Literal["nchw", "nhwc"] = Field("nchw", description="Input tensor layout.")
     output_index: int = Field(0, ge=0, description="Which graph output holds the mask.")
     sigmoid: bool = Field(False, description="Apply a sigmoid to the raw output (BiRefNet family).")
@@ -44,23 +48,38 @@ class ProcessingOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     working_long_side: int = Field(1600, ge=256, description="Long side of the decoded working image, px.")
-    max_pixels: int = Field(80_000_000, gt=0, description="Decompression-bomb guard: larger inputs fail as too_large.")
-    output_format: Literal["jpeg", "png"] = Field("jpeg", description="Encoding of the ID photos (transparent forces png).")
+    max_pixels: int = Field(
+        80_000_000, gt=0, description="Decompression-bomb guard: larger inputs fail as too_large."
+    )
+    output_format: Literal["jpeg", "png"] = Field(
+        "jpeg", description="Encoding of the ID photos (transparent forces png)."
+    )
     jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality when max_kb is not set.")
-    max_kb: int | None = Field(None, gt=0, description="Upper bound on each output file in KiB, met by lowering JPEG quality.")
+    max_kb: int | None = Field(
+        None, gt=0, description="Upper bound on each output file in KiB, met by lowering JPEG quality."
+    )
     min_jpeg_quality: int = Field(50, ge=1, le=100, description="Lowest quality tried when meeting max_kb.")
     matting: Literal["guided", "closed-form"] = Field(
-        "guided", description="guided: edge-aware guided filter; closed-form: pymatting on a trimap (slow, best hair)."
+        "guided",
+        description="guided: edge-aware guided filter; closed-form: pymatting on a trimap (slow, best hair).",
     )
-    decontaminate: bool = Field(True, description="Estimate true foreground colour at edges to remove background fringes.")
+    decontaminate: bool = Field(
+        True, description="Estimate true foreground colour at edges to remove background fringes."
+    )
     decontamination: Literal["blur-fusion", "ml"] = Field(
-        "blur-fusion", description="blur-fusion: fast box-filter estimate; ml: pymatting's multilevel solver (slow)."
+        "blur-fusion",
+        description="blur-fusion: fast box-filter estimate; ml: pymatting's multilevel solver (slow).",
     )
-    min_inter_eye_px: float = Field(90.0, gt=0, description="ICAO minimum inter-eye distance in source pixels.")
+    min_inter_eye_px: float = Field(
+        90.0, gt=0, description="ICAO minimum inter-eye distance in source pixels."
+    )
     max_roll_deg: float = Field(15.0, gt=0, description="Roll beyond this (before correction) is flagged.")
     max_yaw_deg: float = Field(15.0, gt=0, description="Estimated yaw beyond this is flagged.")
     multiple_face_ratio: float = Field(
-        0.5, gt=0, le=1, description="A second face at least this fraction of the largest face's area fails as multiple_faces."
+        0.5,
+        gt=0,
+        le=1,
+        description="A second face at least this fraction of the largest face's area fails as multiple_faces.",
     )
 
 
@@ -69,48 +88,84 @@ class JobConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: list[str] = Field(default_factory=list, description="Directories, globs or URIs (s3://, gs://, …) of photos.")
+    input: list[str] = Field(
+        default_factory=list, description="Directories, globs or URIs (s3://, gs://, …) of photos."
+    )
     input_list: str | None = Field(
         None, description="CSV or Parquet with a 'path' column and optional 'id' column naming the outputs."
     )
     storage_options: dict[str, Any] = Field(
-        default_factory=dict, description="fsspec options for bucket inputs/outputs, e.g. {endpoint_url: ...} for s3fs."
+        default_factory=dict,
+        description="fsspec options for bucket inputs/outputs, e.g. {endpoint_url: ...} for s3fs.",
     )
-    output: str = Field("idphoto-out", description="Output folder or URI: photos, manifest/, run.json, review.html.")
-    specs: list[str] = Field(default_factory=lambda: ["cn-1inch"], description="Photo specs to make for each input.")
-    backgrounds: list[str] = Field(default_factory=lambda: ["blue"], description="Backgrounds: names, #RRGGBB or transparent.")
-    spec_files: list[str] = Field(default_factory=list, description="Extra YAML spec catalogues merged over the built-ins.")
+    output: str = Field(
+        "idphoto-out", description="Output folder or URI: photos, manifest/, run.json, review.html."
+    )
+    specs: list[str] = Field(
+        default_factory=lambda: ["cn-1inch"], description="Photo specs to make for each input."
+    )
+    backgrounds: list[str] = Field(
+        default_factory=lambda: ["blue"], description="Backgrounds: names, #RRGGBB or transparent."
+    )
+    spec_files: list[str] = Field(
+        default_factory=list, description="Extra YAML spec catalogues merged over the built-ins."
+    )
     model: str = Field(
-        "auto", description="Segmentation model from `idphoto-ray models list`; auto: isnet when it is in the model "
-        "home, else mediapipe-selfie (never downloads)."
+        "auto",
+        description="Segmentation model from `idphoto-ray models list`; auto: isnet when it is in the model "
+        "home, else mediapipe-selfie (never downloads).",
     )
-    model_uri: str | None = Field(None, description="Any ONNX segmenter at a path or URI; needs `preprocess`.")
+    model_uri: str | None = Field(
+        None, description="Any ONNX segmenter at a path or URI; needs `preprocess`."
+    )
     preprocess: Preprocess | None = Field(None, description="Declared preprocessing for model_uri.")
-    device: Device = Field("auto", description="auto: CUDA when available else CPU; cuda: fail if CUDA is missing.")
-    tensorrt: bool = Field(False, description="Put TensorRT in front of CUDA (engines cached in the model home).")
+    device: Device = Field(
+        "auto", description="auto: CUDA when available else CPU; cuda: fail if CUDA is missing."
+    )
+    tensorrt: bool = Field(
+        False, description="Put TensorRT in front of CUDA (engines cached in the model home)."
+    )
     batch_size: int | None = Field(
-        None, ge=1, description="Images per segmentation batch; default 32 on GPU, 1 on CPU (batching buys nothing there)."
+        None,
+        ge=1,
+        description="Images per segmentation batch; default 32 on GPU, 1 on CPU (batching buys nothing there).",
     )
     object_store_limit_mb: int | None = Field(
-        None, ge=64, description="Also enforce Ray Data's own object-store budget (per-operator reservations) at this cap. "
+        None,
+        ge=64,
+        description="Also enforce Ray Data's own object-store budget (per-operator reservations) at this cap. "
         "Off by default: the reservations serve upstream operators first and starved finishing on small nodes; "
-        "max_photos_in_flight bounds memory instead."
+        "max_photos_in_flight bounds memory instead.",
     )
     max_photos_in_flight: int | None = Field(
-        None, ge=1, description="Photos read and not yet finished; reading waits beyond it. Bounds memory by a photo count, "
-        "so it stays flat whatever the number of inputs. Default: 32 per cluster CPU, at least 64."
+        None,
+        ge=1,
+        description="Photos read and not yet finished; reading waits beyond it. Bounds memory by a photo count, "
+        "so it stays flat whatever the number of inputs. Default: 32 per cluster CPU, at least 64.",
     )
-    concurrency: int | None = Field(None, ge=1, description="Segmentation actors; default: #GPUs on cuda, else one per 8 cores.")
-    intra_op_num_threads: int | None = Field(None, ge=1, description="ORT threads per actor; default: cores split between actors.")
-    resume: bool = Field(False, description="Skip inputs that already have an ok/needs_review row for this config.")
+    concurrency: int | None = Field(
+        None, ge=1, description="Segmentation actors; default: #GPUs on cuda, else one per 8 cores."
+    )
+    intra_op_num_threads: int | None = Field(
+        None, ge=1, description="ORT threads per actor; default: cores split between actors."
+    )
+    resume: bool = Field(
+        False, description="Skip inputs that already have an ok/needs_review row for this config."
+    )
     limit: int | None = Field(None, ge=1, description="Process only the first N listed inputs (for trials).")
-    review_ok_sample: int = Field(24, ge=0, description="How many ok photos review.html shows beside the problems.")
-    processing: ProcessingOptions = Field(default_factory=ProcessingOptions, description="Per-photo image options.")
+    review_ok_sample: int = Field(
+        24, ge=0, description="How many ok photos review.html shows beside the problems."
+    )
+    processing: ProcessingOptions = Field(
+        default_factory=ProcessingOptions, description="Per-photo image options."
+    )
     layouts: list[LayoutConfig] = Field(
-        default_factory=list, description="Print sheets per input: copies of its photos on paper (layout/{paper}/)."
+        default_factory=list,
+        description="Print sheets per input: copies of its photos on paper (layout/{paper}/).",
     )
     no_progress_timeout_s: float | None = Field(
-        None, description="Ray Data's no-progress timeout; -1 disables it (scheduled runs on autoscaling clusters)."
+        None,
+        description="Ray Data's no-progress timeout; -1 disables it (scheduled runs on autoscaling clusters).",
     )
 
     @field_validator("input", "specs", "backgrounds", "spec_files", mode="before")
@@ -122,7 +177,9 @@ class JobConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> "JobConfig":
         if self.model_uri and self.preprocess is None:
-            raise ValueError("model_uri needs a `preprocess` block (input_size, scale, mean, std) describing the model")
+            raise ValueError(
+                "model_uri needs a `preprocess` block (input_size, scale, mean, std) describing the model"
+            )
         if not self.specs:
             raise ValueError("specs must name at least one photo spec")
         if not self.backgrounds:
@@ -130,7 +187,9 @@ class JobConfig(BaseModel):
         for layout in self.layouts:
             for item in layout.items:
                 if item.spec not in self.specs:
-                    raise ValueError(f"layout {layout.paper}: spec {item.spec!r} is not among specs {self.specs}")
+                    raise ValueError(
+                        f"layout {layout.paper}: spec {item.spec!r} is not among specs {self.specs}"
+                    )
             if layout.background is not None and layout.background not in self.backgrounds:
                 raise ValueError(
                     f"layout {layout.paper}: background {layout.background!r} is not among backgrounds {self.backgrounds}"
@@ -176,7 +235,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> JobConfig:
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ValueError(f"config file {path} does not exist" if not path.exists() else f"config {path} is not a file")
+        raise ValueError(
+            f"config file {path} does not exist" if not path.exists() else f"config {path} is not a file"
+        )
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

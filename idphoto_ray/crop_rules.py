@@ -79,8 +79,9 @@ class Placement:
     deviation: float  # 0 at the middle of every range, 1 at a corner
 
 
-def _cut_depth(points: dict[str, np.ndarray], x0: np.ndarray, y0: np.ndarray, w: float, h: float,
-               margin: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _cut_depth(
+    points: dict[str, np.ndarray], x0: np.ndarray, y0: np.ndarray, w: float, h: float, margin: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per candidate box (x0[i], y0[i], w, h): how deep inside the box the cut reaches, and which edges cut.
 
     Depth of a person edge point inside the box = its distance to the nearest box border; the box's depth
@@ -155,8 +156,9 @@ def search(
         deviation = np.hypot(unit[i], unit) / (half * math.sqrt(2.0))
         for j in range(y0.size):
             cuts = frozenset(EDGE_CUTS[e] for e, c in per_edge.items() if c[j] > 0)
-            cand = Placement(float(x0[j]), float(y0[j]), w, h, cuts, float(cut_px[j]), float(gap[j]),
-                             float(deviation[j]))
+            cand = Placement(
+                float(x0[j]), float(y0[j]), w, h, cuts, float(cut_px[j]), float(gap[j]), float(deviation[j])
+            )
             key = (float(cut_px[j] + overlap[j]), float(deviation[j]))
             if best is None or key < best[0]:
                 best = (key, cand)

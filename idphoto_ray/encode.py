@@ -78,7 +78,9 @@ def _to_image(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if pixels.shape[2] == 4 else "RGB")
 
 
-def _encode_jpeg_capped(image: Image.Image, dpi: int, quality: int, floor: int, limit: int | None) -> EncodedImage:
+def _encode_jpeg_capped(
+    image: Image.Image, dpi: int, quality: int, floor: int, limit: int | None
+) -> EncodedImage:
     """Highest quality in [floor, quality] whose file fits `limit` bytes (binary search; size grows with quality)."""
     first = _encode_jpeg(image, dpi, quality)
     if limit is None or len(first.data) <= limit:
@@ -121,7 +123,9 @@ def _encode_png(image: Image.Image, dpi: int, limit: int | None) -> EncodedImage
     """PNG is lossless, so the only lever for a cap is compression effort; then it fails honestly."""
     data = _save(image, "PNG", dpi=(dpi, dpi), icc_profile=srgb_icc_profile())
     if limit is not None and len(data) > limit:
-        data = _save(image, "PNG", dpi=(dpi, dpi), icc_profile=srgb_icc_profile(), compress_level=9, optimize=True)
+        data = _save(
+            image, "PNG", dpi=(dpi, dpi), icc_profile=srgb_icc_profile(), compress_level=9, optimize=True
+        )
         if len(data) > limit:
             raise PhotoError(
                 Reason.MAX_KB_UNREACHABLE,

@@ -225,7 +225,9 @@ class LeveledFrame:
     rotated: bool
 
     @classmethod
-    def level(cls, image: np.ndarray, alpha: np.ndarray, center: tuple[float, float], angle_deg: float) -> "LeveledFrame":
+    def level(
+        cls, image: np.ndarray, alpha: np.ndarray, center: tuple[float, float], angle_deg: float
+    ) -> "LeveledFrame":
         """Rotate counter-clockwise (as displayed) by angle_deg about center, on a canvas that clips nothing.
 
         To level an eye line with roll r, use angle_deg = r.
@@ -270,9 +272,13 @@ class LeveledFrame:
         m[:, 2] -= (c0, r0)
         size = (c1 - c0, r1 - r0)
         if layer == "image":
-            return cv2.warpAffine(self.image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return cv2.warpAffine(
+                self.image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
         src = np.asarray(self.alpha, np.float32) if layer == "alpha" else self._coverage_source
-        return cv2.warpAffine(src, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.warpAffine(
+            src, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
 
     @cached_property
     def _coverage_source(self) -> np.ndarray:

@@ -72,6 +72,7 @@ SCHEMA = pa.schema(
     ]
 )
 
+
 def empty_row() -> dict[str, Any]:
     """A row with every column present; stages fill what they know."""
     return {name: None for name in SCHEMA.names} | {"flags": [], "outputs": []}
@@ -86,11 +87,18 @@ IDENTITY = ("input_path", "input_id", "input_bytes", "input_sha256", "run_id", "
 
 #: Which `timings_ms` field each of the core's steps adds to.
 STAGE_OF_STEP: dict[Step, TimingStage] = {
-    Step.DECODE: TimingStage.DECODE, Step.SEGMENT: TimingStage.SEGMENT,
-    Step.DETECT: TimingStage.DETECT, Step.LANDMARKS: TimingStage.DETECT,
-    Step.MASK: TimingStage.REFINE, Step.LEVEL: TimingStage.REFINE, Step.CROP: TimingStage.REFINE,
-    Step.MATTING: TimingStage.REFINE, Step.DECONTAMINATE: TimingStage.REFINE,
-    Step.COMPOSE: TimingStage.COMPOSE, Step.ENCODE: TimingStage.ENCODE, Step.WRITE: TimingStage.WRITE,
+    Step.DECODE: TimingStage.DECODE,
+    Step.SEGMENT: TimingStage.SEGMENT,
+    Step.DETECT: TimingStage.DETECT,
+    Step.LANDMARKS: TimingStage.DETECT,
+    Step.MASK: TimingStage.REFINE,
+    Step.LEVEL: TimingStage.REFINE,
+    Step.CROP: TimingStage.REFINE,
+    Step.MATTING: TimingStage.REFINE,
+    Step.DECONTAMINATE: TimingStage.REFINE,
+    Step.COMPOSE: TimingStage.COMPOSE,
+    Step.ENCODE: TimingStage.ENCODE,
+    Step.WRITE: TimingStage.WRITE,
 }
 
 #: PhotoResult metrics copied as plain floats (no pixel unit, or already in input pixels).
@@ -104,8 +112,16 @@ def new_row(
 ) -> dict[str, Any]:
     """A row for one input of one run: identity filled, status ok until something says otherwise."""
     row = empty_row()
-    row.update(input_path=input_path, input_id=input_id, input_bytes=input_bytes, input_sha256=input_sha256,
-               run_id=run_id, config_hash=config_hash, status=Status.OK.value, timings_ms={})
+    row.update(
+        input_path=input_path,
+        input_id=input_id,
+        input_bytes=input_bytes,
+        input_sha256=input_sha256,
+        run_id=run_id,
+        config_hash=config_hash,
+        status=Status.OK.value,
+        timings_ms={},
+    )
     return row
 
 
@@ -130,8 +146,12 @@ def add_result(row: dict[str, Any], result: PhotoResult, source_scale: float) ->
     """
     for step, ms in result.timings_ms.items():
         add_time(row, step, ms)
-    row.update(status=Status(result.status).value, reason=result.reason.value if result.reason else None,
-               message=result.message, flags=[flag.value for flag in result.flags])
+    row.update(
+        status=Status(result.status).value,
+        reason=result.reason.value if result.reason else None,
+        message=result.message,
+        flags=[flag.value for flag in result.flags],
+    )
     metrics = result.metrics
     inv = 1.0 / source_scale if source_scale else 1.0
     row["face_count"] = metrics.get("face_count")
@@ -144,18 +164,34 @@ def add_result(row: dict[str, Any], result: PhotoResult, source_scale: float) ->
             row[key] = float(metrics[key])
 
 
-def output_entry(spec: str, background: str, path: str | None, width: int, height: int, size: int,
-                 affine: list[float] | None = None, *, kind: OutputKind = OutputKind.PHOTO,
-                 paper: str | None = None) -> dict[str, Any]:
+def output_entry(
+    spec: str,
+    background: str,
+    path: str | None,
+    width: int,
+    height: int,
+    size: int,
+    affine: list[float] | None = None,
+    *,
+    kind: OutputKind = OutputKind.PHOTO,
+    paper: str | None = None,
+) -> dict[str, Any]:
     """One element of `outputs`; `affine` maps input px to output px (see SCHEMA). Path None where nothing
     was written (the service returns the bytes)."""
-    return {"kind": OutputKind(kind).value, "spec": spec, "background": background, "path": path,
-            "width": width, "height": height, "bytes": size, "affine": affine, "paper": paper}
+    return {
+        "kind": OutputKind(kind).value,
+        "spec": spec,
+        "background": background,
+        "path": path,
+        "width": width,
+        "height": height,
+        "bytes": size,
+        "affine": affine,
+        "paper": paper,
+    }
 
 
-def entry_for(
-    path: str | None, item: RenderedOutput | RenderedSheet, source_scale: float
-) -> dict[str, Any]:
+def entry_for(path: str | None, item: RenderedOutput | RenderedSheet, source_scale: float) -> dict[str, Any]:
     """The `outputs` element for an encoded photo or print sheet (a sheet has a paper and no affine).
 
     `source_scale` (working px per input px) turns the photo's affine from working to input pixels.
@@ -164,10 +200,25 @@ def entry_for(
     from idphoto_ray.layout import RenderedSheet
 
     if isinstance(item, RenderedSheet):
-        return output_entry(item.specs, item.background, path, item.encoded.width, item.encoded.height,
-                            len(item.encoded.data), kind=OutputKind.LAYOUT, paper=item.paper)
-    return output_entry(item.spec, item.background, path, item.width, item.height, len(item.data),
-                        input_affine(item.affine, source_scale))
+        return output_entry(
+            item.specs,
+            item.background,
+            path,
+            item.encoded.width,
+            item.encoded.height,
+            len(item.encoded.data),
+            kind=OutputKind.LAYOUT,
+            paper=item.paper,
+        )
+    return output_entry(
+        item.spec,
+        item.background,
+        path,
+        item.width,
+        item.height,
+        len(item.data),
+        input_affine(item.affine, source_scale),
+    )
 
 
 def finish_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +282,8 @@ def finished_for_resume(status: str | None, reason: str | None) -> bool:
     failures are retried.
     """
     return status in (Status.OK, Status.NEEDS_REVIEW) or (
-        status == Status.FAILED and reason == Reason.REJECTED_IN_REVIEW)
+        status == Status.FAILED and reason == Reason.REJECTED_IN_REVIEW
+    )
 
 
 def new_run_id() -> str:
@@ -249,7 +301,11 @@ def decision_row(reviewed: dict[str, Any], approved: bool, note: str, run_id: st
     row = empty_row() | {key: reviewed.get(key) for key in SCHEMA.names}
     verdict = "approved" if approved else "rejected"
     message = f"{verdict} in review" + (f": {note.strip()}" if note and note.strip() else "")
-    row.update(run_id=run_id, message=message, timings_ms=None,
-               status=(Status.OK if approved else Status.FAILED).value,
-               reason=None if approved else Reason.REJECTED_IN_REVIEW.value)
+    row.update(
+        run_id=run_id,
+        message=message,
+        timings_ms=None,
+        status=(Status.OK if approved else Status.FAILED).value,
+        reason=None if approved else Reason.REJECTED_IN_REVIEW.value,
+    )
     return row

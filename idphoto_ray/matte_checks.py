@@ -102,7 +102,9 @@ def halo_score(rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray) -> float:
     a = np.clip(np.asarray(alpha, dtype=np.float32), 0.0, 1.0)
     radius = _radius(a)
     person = a >= 0.5
-    inner = cv2.erode(person.astype(np.uint8), np.ones((2 * HALO_BAND_PX + 3,) * 2, np.uint8)).astype(np.float32)
+    inner = cv2.erode(person.astype(np.uint8), np.ones((2 * HALO_BAND_PX + 3,) * 2, np.uint8)).astype(
+        np.float32
+    )
     subject, s_support = _weighted_mean(rgb, inner, radius)
     backdrop, b_support = _weighted_mean(rgb, (a < 0.05).astype(np.float32), radius)
     c, measurable = matte_metrics.contamination(fg, subject, backdrop)
@@ -143,7 +145,13 @@ def matte_flags(
     halo = halo_score(rgb, alpha, fg)
     flat = crown_flat_share(alpha, *face_x)
     ratio = (chin_y - crown_y) / max(chin_y - eye_y, 1e-6)
-    metrics = {"remnant_share": remnant, "side_blob_share": side, "halo": halo, "crown_flat_share": flat, "crown_chin_over_eye_chin": ratio}
+    metrics = {
+        "remnant_share": remnant,
+        "side_blob_share": side,
+        "halo": halo,
+        "crown_flat_share": flat,
+        "crown_chin_over_eye_chin": ratio,
+    }
     flags = []
     if remnant > MAX_REMNANT_SHARE or side > MAX_SIDE_BLOB_SHARE:
         flags.append(BACKGROUND_REMNANT)

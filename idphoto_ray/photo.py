@@ -126,11 +126,26 @@ def process_photo(
     flags: list[str] = []
     outputs: list[RenderedOutput] = []
     try:
-        _run(image, mask, detector, landmarker, specs, backgrounds, options, source_scale, timings, metrics, flags, outputs)
+        _run(
+            image,
+            mask,
+            detector,
+            landmarker,
+            specs,
+            backgrounds,
+            options,
+            source_scale,
+            timings,
+            metrics,
+            flags,
+            outputs,
+        )
     except PhotoError as exc:
         return PhotoResult(Status.FAILED, exc.reason, exc.message, [], metrics, [], timings)
     except Exception as exc:  # noqa: BLE001 - the boundary: one bad photo must not crash a batch
-        return PhotoResult(Status.FAILED, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", [], metrics, [], timings)
+        return PhotoResult(
+            Status.FAILED, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", [], metrics, [], timings
+        )
     unique = list(dict.fromkeys(Flag(f) for f in flags))  # Flag(): an unknown flag is a bug, caught here
     status = Status.NEEDS_REVIEW if unique else Status.OK
     return PhotoResult(status, None, "", unique, metrics, outputs, timings)
@@ -204,7 +219,9 @@ def _run(
         head = _level(image, alpha, face, right_eye, left_eye, chin, roll, face_width_px(landmarks, face))
 
     face_pixels = head.frame.region("image", *_face_bounds(head.box, head.frame.shape))
-    face_metrics, face_flags = checks.face_quality(face_pixels, float(head.eye_mid[0] - max(0.0, head.box[0])))
+    face_metrics, face_flags = checks.face_quality(
+        face_pixels, float(head.eye_mid[0] - max(0.0, head.box[0]))
+    )
     metrics.update(face_metrics)
     flags += face_flags
 
@@ -260,10 +277,14 @@ def _face_bounds(box: tuple[float, float, float, float], shape: tuple[int, int])
 def _crop_layers(head: _Head, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The spec's crop of image, alpha and coverage, warping only the canvas region the crop reads."""
     margin = 2.0 / plan.scale + 2.0  # extract_crop's own margin, plus the bilinear neighbours
-    c0, r0, c1, r1 = head.frame.bounds(plan.x0 - margin, plan.y0 - margin, plan.x0 + plan.w + margin,
-                                       plan.y0 + plan.h + margin)
+    c0, r0, c1, r1 = head.frame.bounds(
+        plan.x0 - margin, plan.y0 - margin, plan.x0 + plan.w + margin, plan.y0 + plan.h + margin
+    )
     h, w = head.frame.shape
-    c0, r0 = min(c0, w - 1), min(r0, h - 1)  # a box wholly off the canvas still gets one edge pixel to pad from
+    c0, r0 = (
+        min(c0, w - 1),
+        min(r0, h - 1),
+    )  # a box wholly off the canvas still gets one edge pixel to pad from
     c1, r1 = max(c1, c0 + 1), max(r1, r0 + 1)
     local = replace(plan, x0=plan.x0 - c0, y0=plan.y0 - r0)
     return (
@@ -284,8 +305,13 @@ def _render_spec(
     """Crop, matte, decontaminate once, then composite + encode per background; returns output-space checks."""
     with _timed(timings, Step.CROP):
         plan = plan_crop(
-            spec, head.crown_y, float(head.chin[1]), float(head.eye_mid[1]), float(head.eye_mid[0]),
-            head.frame.shape, head.edges,
+            spec,
+            head.crown_y,
+            float(head.chin[1]),
+            float(head.eye_mid[1]),
+            float(head.eye_mid[0]),
+            head.frame.shape,
+            head.edges,
         )
         rgb, alpha, valid = _crop_layers(head, plan)
     flags = plan.flags()
@@ -305,12 +331,19 @@ def _render_spec(
             pixels = composite(fg, alpha, background)
         with _timed(timings, Step.ENCODE):
             encoded = encode_image(
-                pixels, options.output_format, spec.dpi, options.jpeg_quality, options.max_kb, options.min_jpeg_quality
+                pixels,
+                options.output_format,
+                spec.dpi,
+                options.jpeg_quality,
+                options.max_kb,
+                options.min_jpeg_quality,
             )
         ext = "jpg" if encoded.format == "jpeg" else "png"
-        outputs.append(RenderedOutput(
-            spec.name, background.name, encoded.data, encoded.width, encoded.height, ext, affine
-        ))
+        outputs.append(
+            RenderedOutput(
+                spec.name, background.name, encoded.data, encoded.width, encoded.height, ext, affine
+            )
+        )
 
     metrics, check_flags = _output_geometry(head, spec, plan, alpha)
     matte_metrics, matte_flags = _matte_checks(head, plan, rgb, alpha, fg)

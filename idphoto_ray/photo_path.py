@@ -65,14 +65,16 @@ def prepare(data: bytes, options: ProcessingOptions, model_size: int) -> Prepare
     from idphoto_ray.models.segmenters import model_input
 
     started = time.perf_counter()
-    decoded = decode_image(data, long_side=options.working_long_side, max_pixels=options.max_pixels,
-                           cover=model_size)
+    decoded = decode_image(
+        data, long_side=options.working_long_side, max_pixels=options.max_pixels, cover=model_size
+    )
     model_image = model_input(decoded.rgb, model_size)
     ms = (time.perf_counter() - started) * 1000
     if decoded.reduced:
         return Prepared(model_image, decoded.original_size, data, None, 1.0, {Step.DECODE.value: ms})
-    return Prepared(model_image, decoded.original_size, b"", decoded.rgb, decoded.scale,
-                    {Step.DECODE.value: ms})
+    return Prepared(
+        model_image, decoded.original_size, b"", decoded.rgb, decoded.scale, {Step.DECODE.value: ms}
+    )
 
 
 def working_image(prepared: Prepared, options: ProcessingOptions) -> tuple[np.ndarray, float]:
@@ -84,8 +86,9 @@ def working_image(prepared: Prepared, options: ProcessingOptions) -> tuple[np.nd
         return prepared.working, prepared.scale
     started = time.perf_counter()
     try:
-        decoded = decode_image(prepared.data, long_side=options.working_long_side,
-                               max_pixels=options.max_pixels)
+        decoded = decode_image(
+            prepared.data, long_side=options.working_long_side, max_pixels=options.max_pixels
+        )
     finally:
         key = Step.DECODE.value
         prepared.timings_ms[key] = prepared.timings_ms.get(key, 0.0) + (time.perf_counter() - started) * 1000
@@ -112,8 +115,15 @@ class Finished:
 class PhotoPath:
     """A job's face models, specs, backgrounds, sheet plans and options, loaded once; `finish` per photo."""
 
-    def __init__(self, detector: Any, landmarker: Any, specs: list[PhotoSpec], backgrounds: list[Background],
-                 options: ProcessingOptions, plans: SheetPlans = ()) -> None:
+    def __init__(
+        self,
+        detector: Any,
+        landmarker: Any,
+        specs: list[PhotoSpec],
+        backgrounds: list[Background],
+        options: ProcessingOptions,
+        plans: SheetPlans = (),
+    ) -> None:
         self.detector = detector
         self.landmarker = landmarker
         self.specs = specs
@@ -121,16 +131,29 @@ class PhotoPath:
         self.options = options
         self.plans = list(plans)
 
-    def with_outputs(self, specs: list[PhotoSpec], backgrounds: list[str],
-                     plans: SheetPlans = ()) -> PhotoPath:
+    def with_outputs(
+        self, specs: list[PhotoSpec], backgrounds: list[str], plans: SheetPlans = ()
+    ) -> PhotoPath:
         """The same face models making other outputs: a service request chooses its own specs and sheets."""
-        return PhotoPath(self.detector, self.landmarker, specs, [parse_background(b) for b in backgrounds],
-                         self.options, plans)
+        return PhotoPath(
+            self.detector,
+            self.landmarker,
+            specs,
+            [parse_background(b) for b in backgrounds],
+            self.options,
+            plans,
+        )
 
     @classmethod
-    def load(cls, specs: list[PhotoSpec], backgrounds: list[str], options: ProcessingOptions,
-             blazeface: bytes | None = None, face_mesh: bytes | None = None,
-             plans: SheetPlans = ()) -> PhotoPath:
+    def load(
+        cls,
+        specs: list[PhotoSpec],
+        backgrounds: list[str],
+        options: ProcessingOptions,
+        blazeface: bytes | None = None,
+        face_mesh: bytes | None = None,
+        plans: SheetPlans = (),
+    ) -> PhotoPath:
         """Build the face models from their bytes (the job ships them), else from the model home."""
         from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
         from idphoto_ray.models.registry import build_face_detector, build_face_landmarker, face_model_paths
@@ -139,8 +162,14 @@ class PhotoPath:
             paths = face_model_paths()
             blazeface = blazeface if blazeface is not None else paths[PIPELINE_DETECTOR].read_bytes()
             face_mesh = face_mesh if face_mesh is not None else paths["face-mesh"].read_bytes()
-        return cls(build_face_detector(blazeface), build_face_landmarker(face_mesh),
-                   specs, [parse_background(b) for b in backgrounds], options, plans)
+        return cls(
+            build_face_detector(blazeface),
+            build_face_landmarker(face_mesh),
+            specs,
+            [parse_background(b) for b in backgrounds],
+            options,
+            plans,
+        )
 
     def prepare(self, data: bytes, model_size: int) -> Prepared:
         return prepare(data, self.options, model_size)
@@ -148,8 +177,16 @@ class PhotoPath:
     def finish_image(self, image: np.ndarray, scale: float, mask: np.ndarray) -> PhotoResult:
         """Every spec × background from the working image and the uint8 model-size mask; never raises."""
         alpha = mask.astype(np.float32) / 255.0
-        return process_photo(image, alpha, self.detector, self.landmarker, self.specs, self.backgrounds,
-                             self.options, source_scale=scale)
+        return process_photo(
+            image,
+            alpha,
+            self.detector,
+            self.landmarker,
+            self.specs,
+            self.backgrounds,
+            self.options,
+            source_scale=scale,
+        )
 
     def finish(self, prepared: Prepared, mask: np.ndarray) -> PhotoResult:
         """`prepare`'s result and the segmenter's uint8 mask → encoded outputs; never raises."""
@@ -161,8 +198,14 @@ class PhotoPath:
         result.timings_ms = {**prepared.timings_ms, **result.timings_ms}
         return result
 
-    def finish_row(self, row: dict[str, Any], prepared: Prepared, mask: np.ndarray | None, segment_ms: float,
-                   segment_error: str = "") -> Finished:
+    def finish_row(
+        self,
+        row: dict[str, Any],
+        prepared: Prepared,
+        mask: np.ndarray | None,
+        segment_ms: float,
+        segment_error: str = "",
+    ) -> Finished:
         """The finish stage for one photo, filling its manifest row; the job and the service both call this.
 
         Fills size, timings, status, reason, flags and metrics; leaves `outputs` to the caller, who knows

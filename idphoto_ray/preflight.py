@@ -83,7 +83,9 @@ def check_inputs(inputs: list[str], input_list: str | None, storage_options: dic
     if input_list:
         path = _local_path(input_list, storage_options)
         if path is not None and not path.is_file():
-            raise Refused(f"input list {input_list!r} does not exist; give a CSV or Parquet file with a 'path' column")
+            raise Refused(
+                f"input list {input_list!r} does not exist; give a CSV or Parquet file with a 'path' column"
+            )
 
 
 def check_output(output: str, inputs: list[str], storage_options: dict[str, Any]) -> None:
@@ -95,7 +97,9 @@ def check_output(output: str, inputs: list[str], storage_options: dict[str, Any]
     for uri in inputs:
         root = _local_path(uri, storage_options)
         if root is not None and root.is_dir() and os.path.realpath(root) == os.path.realpath(path):
-            raise Refused(f"output {output!r} is the input folder; give another folder, e.g. --output {output.rstrip('/')}-out")
+            raise Refused(
+                f"output {output!r} is the input folder; give another folder, e.g. --output {output.rstrip('/')}-out"
+            )
     if path.exists() and not path.is_dir():
         raise Refused(f"output {output!r} is a file; give a folder (it is created if missing)")
     existing = path
@@ -130,4 +134,3 @@ def preflight(config: JobConfig) -> None:
     check_backgrounds(config.backgrounds)
     check_inputs(config.input, config.input_list, config.storage_options)
     check_output(config.output, config.input, config.storage_options)
-

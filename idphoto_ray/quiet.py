@@ -66,7 +66,9 @@ def quiet_ray(verbose: bool = False) -> Iterator[None]:
     os.dup2(capture_fd, 2)  # Ray's C++ core and child processes write straight to fd 2
     python_stderr = sys.stderr
     # Python-level writes (the progress bar, our messages) still reach the terminal.
-    sys.stderr = os.fdopen(os.dup(saved_fd), "w", buffering=1, encoding=python_stderr.encoding, errors="replace")
+    sys.stderr = os.fdopen(
+        os.dup(saved_fd), "w", buffering=1, encoding=python_stderr.encoding, errors="replace"
+    )
     try:
         yield
     finally:

@@ -54,7 +54,9 @@ class InputListing:
     skipped: Counter = field(default_factory=Counter)
 
 
-def open_filesystem(uri: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+def open_filesystem(
+    uri: str, storage_options: dict[str, Any] | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """fsspec filesystem + protocol-less path for a local path or URI."""
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     return fs, path
@@ -111,8 +113,9 @@ def _expand(uri: str, storage_options: dict[str, Any] | None, skipped: Counter) 
     elif local and posixpath.isdir(path):
         listing = walk_local(path)
         skipped.update(listing.skipped)
-        return [(e.path, e.rel, _problem((e.problem, e.detail)) if e.problem else "")
-                for e in listing.entries]
+        return [
+            (e.path, e.rel, _problem((e.problem, e.detail)) if e.problem else "") for e in listing.entries
+        ]
     elif not local and fs.isdir(path):
         root = path.rstrip("/")
         found = sorted(fs.find(path))
@@ -138,7 +141,11 @@ def _read_input_list(uri: str, storage_options: dict[str, Any] | None) -> list[t
     if "path" not in table.column_names:
         raise ValueError(f"input list {uri!r} needs a 'path' column (has: {', '.join(table.column_names)})")
     paths = [str(p) for p in table.column("path").to_pylist()]
-    ids = [None if i is None else str(i) for i in table.column("id").to_pylist()] if "id" in table.column_names else [None] * len(paths)
+    ids = (
+        [None if i is None else str(i) for i in table.column("id").to_pylist()]
+        if "id" in table.column_names
+        else [None] * len(paths)
+    )
     duplicated = [i for i, n in Counter(i for i in ids if i is not None).items() if n > 1]
     if duplicated:
         raise ValueError(f"input list {uri!r} repeats ids: {', '.join(sorted(duplicated)[:10])}")
@@ -182,11 +189,15 @@ def list_inputs_detailed(
         fs, _ = open_filesystem(uri, storage_options)
         protocols.add(protocol_of(fs))
         found = _expand(uri, storage_options, skipped)
-        expanded = [(p, rel, problem) for p, rel, problem in found if not _left_out(rel, p, excluded, local_out)]
+        expanded = [
+            (p, rel, problem) for p, rel, problem in found if not _left_out(rel, p, excluded, local_out)
+        ]
         if len(expanded) < len(found):
             log.warning(
                 "note: left %d file(s) out of %s: they lie in the output folder or a %s/ folder of an earlier run",
-                len(found) - len(expanded), uri, REVIEW_DIR,
+                len(found) - len(expanded),
+                uri,
+                REVIEW_DIR,
             )
         candidates.extend((p, rel, None, problem) for p, rel, problem in expanded)
     if input_list:
@@ -216,6 +227,7 @@ def list_inputs_detailed(
             name = f"{base}__{n}"
         used_names.add(name)
         uri = path if protocol in ("file", "local") or fs is None else fs.unstrip_protocol(path)
-        items.append(InputItem(path=path, input_id=ident if ident else _stem(rel), name=name, uri=uri,
-                               problem=problem))
+        items.append(
+            InputItem(path=path, input_id=ident if ident else _stem(rel), name=name, uri=uri, problem=problem)
+        )
     return InputListing(protocol, items, skipped)

@@ -44,7 +44,9 @@ def _box_overlap_labels(labels: np.ndarray, box: tuple[float, float, float, floa
     return np.unique(region[region > 0])
 
 
-def person_alpha(mask: np.ndarray, shape: tuple[int, ...], face_box: tuple[float, float, float, float]) -> np.ndarray:
+def person_alpha(
+    mask: np.ndarray, shape: tuple[int, ...], face_box: tuple[float, float, float, float]
+) -> np.ndarray:
     """The model's S×S mask → the subject's matte at working size, stray blobs dropped, small holes filled.
 
     The clean-up runs on the mask at model resolution and the result is upsampled once. Bilinear
@@ -60,7 +62,9 @@ def person_alpha(mask: np.ndarray, shape: tuple[int, ...], face_box: tuple[float
     return upsample_mask(cleaned, shape)
 
 
-def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float], margin_px: int = KEEP_MARGIN_PX) -> np.ndarray:
+def clean_mask(
+    alpha: np.ndarray, face_box: tuple[float, float, float, float], margin_px: int = KEEP_MARGIN_PX
+) -> np.ndarray:
     """Keep only the person attached to the subject's face and fill small holes inside it.
 
     The largest component overlapping the face box wins; stray blobs (a second person's shoulder, a
@@ -76,7 +80,9 @@ def clean_mask(alpha: np.ndarray, face_box: tuple[float, float, float, float], m
     person = (labels == best).astype(np.uint8)
 
     x, y, w, h = (int(v) for v in stats[best, :4])
-    holes = _small_enclosed_holes(person, (x, y, w, h), max_area=MAX_HOLE_FRACTION * float(stats[best, cv2.CC_STAT_AREA]))
+    holes = _small_enclosed_holes(
+        person, (x, y, w, h), max_area=MAX_HOLE_FRACTION * float(stats[best, cv2.CC_STAT_AREA])
+    )
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1,) * 2)
     support = cv2.dilate(person, kernel).astype(bool)
     out = np.where(support, alpha, 0.0).astype(np.float32)
@@ -104,7 +110,9 @@ def _small_enclosed_holes(person: np.ndarray, bbox: tuple[int, int, int, int], m
 
 
 def _box(img: np.ndarray, radius: int) -> np.ndarray:
-    return cv2.boxFilter(img, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
+    return cv2.boxFilter(
+        img, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT
+    )
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:

@@ -36,7 +36,9 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _on_background(base: np.ndarray, rgb: tuple[int, int, int], scale: float, aspect: float = 1.0) -> Image.Image:
+def _on_background(
+    base: np.ndarray, rgb: tuple[int, int, int], scale: float, aspect: float = 1.0
+) -> Image.Image:
     """The portrait scaled and placed on a larger plain canvas (width/height = aspect), like a photo from further away."""
     h, w = base.shape[:2]
     small = Image.fromarray(base).resize((int(w * scale), int(h * scale)), Image.Resampling.LANCZOS)
@@ -69,17 +71,24 @@ def sample_files() -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     files["portrait/upright.jpg"] = jpeg_bytes(upright)
     files["portrait/high_quality.png"] = _png(upright)
-    files["portrait/rotated_10deg.jpg"] = jpeg_bytes(upright.rotate(10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)))
+    files["portrait/rotated_10deg.jpg"] = jpeg_bytes(
+        upright.rotate(10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90))
+    )
     exif = Image.Exif()
     exif[0x0112] = 6  # stored rotated; viewers rotate 90° clockwise to show it upright
-    files["phone/exif_rotated.jpg"] = jpeg_bytes(upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
+    files["phone/exif_rotated.jpg"] = jpeg_bytes(
+        upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes()
+    )
     files["phone/cmyk.jpg"] = jpeg_bytes(upright.convert("CMYK"))
     rgba = upright.convert("RGBA")
     rgba.putalpha(255)
     files["phone/alpha.png"] = _png(rgba)
     files["phone/grey.jpg"] = jpeg_bytes(upright.convert("L"))
     files["phone/large_4000x3000.jpg"] = jpeg_bytes(
-        _on_background(base, (200, 210, 220), 1.0, aspect=4 / 3).resize((4000, 3000), Image.Resampling.BICUBIC), quality=90
+        _on_background(base, (200, 210, 220), 1.0, aspect=4 / 3).resize(
+            (4000, 3000), Image.Resampling.BICUBIC
+        ),
+        quality=90,
     )
     try:
         import pillow_heif
@@ -94,7 +103,9 @@ def sample_files() -> dict[str, bytes]:
     files["backgrounds/green_wall.jpg"] = jpeg_bytes(_on_background(base, (40, 160, 60), 0.8))
     files["good/ok_portrait_3x4.jpg"] = jpeg_bytes(portrait_3x4(base))
     files["small/low_resolution.jpg"] = jpeg_bytes(upright.resize((200, 200), Image.Resampling.LANCZOS))
-    head = Image.fromarray(astronaut()).crop((130, 20, 320, 330))  # two people side by side, heads a realistic size in the frame
+    head = Image.fromarray(astronaut()).crop(
+        (130, 20, 320, 330)
+    )  # two people side by side, heads a realistic size in the frame
     two = Image.new("RGB", (head.width * 2, head.height))
     two.paste(head, (0, 0))
     two.paste(head.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (head.width, 0))

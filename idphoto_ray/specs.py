@@ -29,13 +29,23 @@ class PhotoSpec(BaseModel):
     height_mm: float = Field(gt=0, description="Print height in mm.")
     dpi: int = Field(300, gt=0, description="Resolution written into the file and used for mm→px.")
     width_px: int | None = Field(None, gt=0, description="Explicit pixel width when the standard gives one.")
-    height_px: int | None = Field(None, gt=0, description="Explicit pixel height when the standard gives one.")
+    height_px: int | None = Field(
+        None, gt=0, description="Explicit pixel height when the standard gives one."
+    )
     head_min_mm: float = Field(gt=0, description="Minimum chin-to-crown height.")
     head_max_mm: float = Field(gt=0, description="Maximum chin-to-crown height.")
-    crown_top_min_mm: float | None = Field(None, ge=0, description="Minimum gap from the top edge to the crown.")
-    crown_top_max_mm: float | None = Field(None, ge=0, description="Maximum gap from the top edge to the crown.")
-    eye_bottom_min_mm: float | None = Field(None, ge=0, description="Minimum eye-line height above the bottom edge.")
-    eye_bottom_max_mm: float | None = Field(None, ge=0, description="Maximum eye-line height above the bottom edge.")
+    crown_top_min_mm: float | None = Field(
+        None, ge=0, description="Minimum gap from the top edge to the crown."
+    )
+    crown_top_max_mm: float | None = Field(
+        None, ge=0, description="Maximum gap from the top edge to the crown."
+    )
+    eye_bottom_min_mm: float | None = Field(
+        None, ge=0, description="Minimum eye-line height above the bottom edge."
+    )
+    eye_bottom_max_mm: float | None = Field(
+        None, ge=0, description="Maximum eye-line height above the bottom edge."
+    )
     face_width_min_mm: float | None = Field(None, gt=0, description="Minimum face width.")
     face_width_max_mm: float | None = Field(None, gt=0, description="Maximum face width.")
     neutral_expression: bool = Field(
@@ -242,7 +252,9 @@ def get_spec(name: str, extra: Mapping[str, PhotoSpec] | None = None) -> PhotoSp
     try:
         return catalogue[name]
     except KeyError:
-        raise ValueError(f"unknown photo spec {name!r}; known specs: {', '.join(sorted(catalogue))}") from None
+        raise ValueError(
+            f"unknown photo spec {name!r}; known specs: {', '.join(sorted(catalogue))}"
+        ) from None
 
 
 def load_spec_file(path: str | Path) -> dict[str, PhotoSpec]:
@@ -281,7 +293,9 @@ def _spec_entries(path: str | Path, loaded: Any) -> Iterable[tuple[str, Any]]:
                 raise ValueError(f"{path}: spec {label!r} must be a mapping of fields")
             yield str(label), fields
     else:
-        raise ValueError(f"{path}: a spec file must be a YAML list or mapping of specs, got {type(loaded).__name__}")
+        raise ValueError(
+            f"{path}: a spec file must be a YAML list or mapping of specs, got {type(loaded).__name__}"
+        )
 
 
 def all_specs(spec_files: Iterable[str | Path] = ()) -> dict[str, PhotoSpec]:
@@ -295,7 +309,16 @@ def all_specs(spec_files: Iterable[str | Path] = ()) -> dict[str, PhotoSpec]:
 def format_specs_table(specs: Mapping[str, PhotoSpec]) -> str:
     """Plain-text table for `idphoto-ray specs`; pads by display width so CJK titles line up."""
     header = (
-        "name", "title", "mm", "px", "dpi", "head mm", "crown↓top mm", "eyes↑bottom mm", "face w mm", "background"
+        "name",
+        "title",
+        "mm",
+        "px",
+        "dpi",
+        "head mm",
+        "crown↓top mm",
+        "eyes↑bottom mm",
+        "face w mm",
+        "background",
     )
     rows = [header] + [_spec_row(s) for s in specs.values()]
     widths = [max(_display_width(r[i]) for r in rows) for i in range(len(header))]

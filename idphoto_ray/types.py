@@ -67,20 +67,26 @@ class Reason(Documented):
     WRITE_ERROR = ("write_error", "An output file could not be written.")
     READ_ERROR = ("read_error", "The input could not be read (missing, unreadable or gone while listing).")
     INTERNAL_ERROR = ("internal_error", "A bug: the message holds the exception.")
-    REJECTED_IN_REVIEW = ("rejected_in_review", "A person rejected the outputs on the review page; the message "
-                          "holds their note.")
+    REJECTED_IN_REVIEW = (
+        "rejected_in_review",
+        "A person rejected the outputs on the review page; the message holds their note.",
+    )
 
 
 class Flag(Documented):
     """Review flags: each sends the photo to `needs_review`; outputs are still written."""
 
     HEAD_SIZE_OUT_OF_RANGE = ("head_size_out_of_range", "Chin–crown height outside the spec's range.")
-    CROWN_MARGIN_OUT_OF_RANGE = ("crown_margin_out_of_range", "Space above the crown outside the spec's "
-                                 "range.")
+    CROWN_MARGIN_OUT_OF_RANGE = (
+        "crown_margin_out_of_range",
+        "Space above the crown outside the spec's range.",
+    )
     EYE_LINE_OUT_OF_RANGE = ("eye_line_out_of_range", "Eye height from the bottom outside the spec's range.")
     FACE_OFF_CENTER = ("face_off_center", "The face's midline is too far from the photo's centre.")
-    FACE_WIDTH_OUT_OF_RANGE = ("face_width_out_of_range", "Face width outside the spec's range "
-                               "(cn-passport, cn-id-card).")
+    FACE_WIDTH_OUT_OF_RANGE = (
+        "face_width_out_of_range",
+        "Face width outside the spec's range (cn-passport, cn-id-card).",
+    )
     ROLL_EXCEEDS_LIMIT = ("roll_exceeds_limit", "Head roll over `max_roll_deg` before correction.")
     YAW_EXCEEDS_LIMIT = ("yaw_exceeds_limit", "Head turned sideways more than `max_yaw_deg`.")
     LOW_RESOLUTION = ("low_resolution", "Inter-eye distance under `min_inter_eye_px` (90) in the source.")
@@ -89,26 +95,50 @@ class Flag(Documented):
     UNDEREXPOSED = ("underexposed", "Too much of the face is near black.")
     OVEREXPOSED = ("overexposed", "Too much of the face is near white.")
     UNEVEN_LIGHTING = ("uneven_lighting", "One half of the face much brighter than the other.")
-    CROWN_CUT = ("crown_cut", "The source photo cuts off the top of the head: the crown is a straight edge, "
-                 "and the head size could not be measured from the real crown.")
-    SIDE_CUT = ("side_cut", "The source photo ends beside the person inside the output: a shoulder or arm "
-                "stops at a straight (or, after levelling, slanted) line.")
-    BODY_CUT = ("body_cut", "The source photo ends below the face inside the output and no head size or "
-                "position within the spec's rules reaches past it: the body stops at a line.")
-    HEAD_TOUCHES_TOP = ("head_touches_top", "No head size and position within the spec's rules leaves space "
-                        "above the hair: the head touches the top edge.")
-    ROLL_UNCERTAIN = ("roll_uncertain", "The face mesh and the face detector disagree on the head's tilt, so "
-                      "the photo was not levelled: check that it is straight.")
+    CROWN_CUT = (
+        "crown_cut",
+        "The source photo cuts off the top of the head: the crown is a straight edge, "
+        "and the head size could not be measured from the real crown.",
+    )
+    SIDE_CUT = (
+        "side_cut",
+        "The source photo ends beside the person inside the output: a shoulder or arm "
+        "stops at a straight (or, after levelling, slanted) line.",
+    )
+    BODY_CUT = (
+        "body_cut",
+        "The source photo ends below the face inside the output and no head size or "
+        "position within the spec's rules reaches past it: the body stops at a line.",
+    )
+    HEAD_TOUCHES_TOP = (
+        "head_touches_top",
+        "No head size and position within the spec's rules leaves space "
+        "above the hair: the head touches the top edge.",
+    )
+    ROLL_UNCERTAIN = (
+        "roll_uncertain",
+        "The face mesh and the face detector disagree on the head's tilt, so "
+        "the photo was not levelled: check that it is straight.",
+    )
     EYES_CLOSED = ("eyes_closed", "An eye looks closed (specs with `neutral_expression`: passports, visas).")
-    MOUTH_OPEN = ("mouth_open", "The lips are apart, e.g. a smile showing teeth (specs with "
-                  "`neutral_expression`).")
-    LANDMARKS_UNAVAILABLE = ("landmarks_unavailable", "No face mesh: eyes and chin come from the detector's "
-                             "keypoints, less precise.")
-    BACKGROUND_REMNANT = ("background_remnant", "Pieces of the old backdrop may remain beside the person "
-                          "(islands or bands in the matte).")
+    MOUTH_OPEN = (
+        "mouth_open",
+        "The lips are apart, e.g. a smile showing teeth (specs with `neutral_expression`).",
+    )
+    LANDMARKS_UNAVAILABLE = (
+        "landmarks_unavailable",
+        "No face mesh: eyes and chin come from the detector's keypoints, less precise.",
+    )
+    BACKGROUND_REMNANT = (
+        "background_remnant",
+        "Pieces of the old backdrop may remain beside the person (islands or bands in the matte).",
+    )
     HALO = ("halo", "The edge of the hair or shoulders keeps the old backdrop's colour (a visible fringe).")
-    CROWN_UNCERTAIN = ("crown_uncertain", "The top of the head is uncertain (cut flat, or at odds with the "
-                       "face's size): the crop height may be wrong.")
+    CROWN_UNCERTAIN = (
+        "crown_uncertain",
+        "The top of the head is uncertain (cut flat, or at odds with the "
+        "face's size): the crop height may be wrong.",
+    )
 
 
 class OutputKind(Documented):

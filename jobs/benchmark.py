@@ -87,7 +87,11 @@ def _ray_processes(driver: Any, session_dir: str | None) -> list[Any]:
                 with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
                     cmd = child.cmdline()
                     agent = cmd and cmd[0].startswith("ray::") and cmd[0].endswith("Agent")
-                    if cmd and not agent and (cmd[0].startswith("ray::") or any("default_worker.py" in c for c in cmd[:3])):
+                    if (
+                        cmd
+                        and not agent
+                        and (cmd[0].startswith("ray::") or any("default_worker.py" in c for c in cmd[:3]))
+                    ):
                         procs.append(child)
     return procs
 
@@ -164,7 +168,11 @@ class Sampler:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             used = t.user + t.system
-            role = "driver" if proc.pid == self._driver.pid else ("ray_system" if proc in self._system else "workers")
+            role = (
+                "driver"
+                if proc.pid == self._driver.pid
+                else ("ray_system" if proc in self._system else "workers")
+            )
             entry = self._cpu.setdefault(proc.pid, [role, used if at_start else 0.0, used])
             entry[2] = used
 
@@ -219,10 +227,20 @@ class Sampler:
                 p.object_store_mb = max(p.object_store_mb, self._store() / 2**20)
         if self.gpu:
             with contextlib.suppress(Exception):
-                out = subprocess.run(
-                    ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
-                    capture_output=True, text=True, timeout=5,
-                ).stdout.strip().splitlines()[0]
+                out = (
+                    subprocess.run(
+                        [
+                            "nvidia-smi",
+                            "--query-gpu=utilization.gpu,memory.used",
+                            "--format=csv,noheader,nounits",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=5,
+                    )
+                    .stdout.strip()
+                    .splitlines()[0]
+                )
                 util, mem = (float(v) for v in out.split(","))
                 p.gpu_samples.append((util, mem))
         p.samples += 1
@@ -250,8 +268,15 @@ def _specs_backgrounds(specs: list[str], backgrounds: list[str]) -> tuple[list, 
     return [catalogue[s] for s in specs], list(backgrounds)
 
 
-def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, path: Any, out_root: str,
-                steps: dict[str, float]) -> str:
+def _finish_one(
+    data: bytes,
+    name: str,
+    mask: np.ndarray | None,
+    seg: Any,
+    path: Any,
+    out_root: str,
+    steps: dict[str, float],
+) -> str:
     """One photo through the job's photo path (photo_path: prepare, working image, finish, write); the
     baseline (mask None) decodes once and segments in line, as a user's loop would."""
     import fsspec
@@ -290,7 +315,9 @@ def _finish_one(data: bytes, name: str, mask: np.ndarray | None, seg: Any, path:
     write_outputs(fs, out_root, name, result.outputs)
     t4 = time.perf_counter()
     steps["write"] = steps.get("write", 0.0) + (t4 - t3) * 1000
-    steps["finish_other"] = steps.get("finish_other", 0.0) + (t3 - t2) * 1000 - sum(result.timings_ms.values())
+    steps["finish_other"] = (
+        steps.get("finish_other", 0.0) + (t3 - t2) * 1000 - sum(result.timings_ms.values())
+    )
     return result.status.value
 
 
@@ -302,14 +329,17 @@ def _warm_up(one: Any, n: int) -> None:
             return
 
 
-def measure_bound(model: str, device: str, threads: int, batch: int, files: list[Path], options: Any,
-                  min_s: float) -> dict[str, Any]:
+def measure_bound(
+    model: str, device: str, threads: int, batch: int, files: list[Path], options: Any, min_s: float
+) -> dict[str, Any]:
     """Model-only throughput: session.run on ready input tensors, batched, in a tight loop."""
     from idphoto_ray.decode import decode_image
     from idphoto_ray.models.segmenters import preprocess_batch
 
     info, seg = _segmenter(device, model, threads)
-    images = [decode_image(f.read_bytes(), long_side=options.working_long_side).rgb for f in files[: max(batch, 8)]]
+    images = [
+        decode_image(f.read_bytes(), long_side=options.working_long_side).rgb for f in files[: max(batch, 8)]
+    ]
     x = preprocess_batch(images, info.preprocess)
     while len(x) < batch:
         x = np.concatenate([x, x])[:batch]
@@ -323,8 +353,14 @@ def measure_bound(model: str, device: str, threads: int, batch: int, files: list
         elapsed = time.perf_counter() - started
         if elapsed >= min_s and done >= 2 * batch:
             break
-    return {"photos_per_s": done / elapsed, "batch": batch, "threads": threads, "images": done, "seconds": elapsed,
-            "batched_graph": seg.batched}
+    return {
+        "photos_per_s": done / elapsed,
+        "batch": batch,
+        "threads": threads,
+        "images": done,
+        "seconds": elapsed,
+        "batched_graph": seg.batched,
+    }
 
 
 def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, bgs: list) -> dict[str, Any]:
@@ -365,31 +401,47 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     finally:
         cv2.setNumThreads(cv2_threads)
     n = len(files)
-    return {"photos_per_s": n / elapsed, "images": n, "seconds": elapsed, "statuses": statuses,
-            "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
+    return {
+        "photos_per_s": n / elapsed,
+        "images": n,
+        "seconds": elapsed,
+        "statuses": statuses,
+        "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+    }
 
 
-def measure_baseline(model: str, device: str, threads: int, files: list[Path], options: Any, specs: list,
-                     bgs: list) -> dict[str, Any]:
+def measure_baseline(
+    model: str, device: str, threads: int, files: list[Path], options: Any, specs: list, bgs: list
+) -> dict[str, Any]:
     """Sequential per-photo loop with one reused session, batch 1."""
     _, seg = _segmenter(device, model, threads)
     path = _photo_path(specs, bgs, options)
     steps: dict[str, float] = {}
     statuses: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-base-") as out:
-        _warm_up(lambda k: _finish_one(files[k].read_bytes(), f"warmup{k}", None, seg, path, out, {}), len(files))
+        _warm_up(
+            lambda k: _finish_one(files[k].read_bytes(), f"warmup{k}", None, seg, path, out, {}), len(files)
+        )
         started = time.perf_counter()
         for i, f in enumerate(files):
             status = _finish_one(f.read_bytes(), f"p{i}", None, seg, path, out, steps)
             statuses[status] = statuses.get(status, 0) + 1
         elapsed = time.perf_counter() - started
     n = len(files)
-    return {"photos_per_s": n / elapsed, "images": n, "seconds": elapsed, "statuses": statuses, "threads": threads,
-            "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
+    return {
+        "photos_per_s": n / elapsed,
+        "images": n,
+        "seconds": elapsed,
+        "statuses": statuses,
+        "threads": threads,
+        "ms_per_photo": {k: round(v / n, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+    }
 
 
 _OP_RE = re.compile(r"^Operator \d+ (?P<name>.+?): (?P<tasks>\d+) tasks executed")
-_WALL_RE = re.compile(r"Remote wall time: .*?, (?P<mean>[\d.]+)(?P<mu>us|ms|s) mean, (?P<total>[\d.]+)(?P<tu>us|ms|s) total")
+_WALL_RE = re.compile(
+    r"Remote wall time: .*?, (?P<mean>[\d.]+)(?P<mu>us|ms|s) mean, (?P<total>[\d.]+)(?P<tu>us|ms|s) total"
+)
 _CPU_RE = re.compile(r"Remote cpu time: .*?, (?P<total>[\d.]+)(?P<tu>us|ms|s) total")
 _ROWS_RE = re.compile(r"Output num rows per task: .*?, (?P<total>\d+) total")
 _UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -415,9 +467,20 @@ def parse_stats(text: str) -> list[dict[str, Any]]:
     return ops
 
 
-def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, batch: int, actors: int | None,
-                     threads: int | None, options: Any, specs: list[str], bgs: list[str],
-                     object_store_limit_mb: int | None = None, sample_interval_s: float = 0.5) -> dict[str, Any]:
+def measure_pipeline(
+    model: str,
+    device: str,
+    files: list[Path],
+    out_dir: Path,
+    batch: int,
+    actors: int | None,
+    threads: int | None,
+    options: Any,
+    specs: list[str],
+    bgs: list[str],
+    object_store_limit_mb: int | None = None,
+    sample_interval_s: float = 0.5,
+) -> dict[str, Any]:
     """run_job end to end on `files` (listed through an input-list CSV so any subset can be run)."""
     from idphoto_ray.config import JobConfig
     from idphoto_ray.job.run import run_job
@@ -428,8 +491,16 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
     listing = out_dir.parent / f"{out_dir.name}-inputs.csv"
     listing.write_text("path\n" + "".join(f"{f}\n" for f in files))
     config = JobConfig(
-        input_list=str(listing), output=str(out_dir / "out"), model=model, device=device, batch_size=batch,
-        concurrency=actors, intra_op_num_threads=threads, specs=specs, backgrounds=bgs, processing=options,
+        input_list=str(listing),
+        output=str(out_dir / "out"),
+        model=model,
+        device=device,
+        batch_size=batch,
+        concurrency=actors,
+        intra_op_num_threads=threads,
+        specs=specs,
+        backgrounds=bgs,
+        processing=options,
         object_store_limit_mb=object_store_limit_mb,
     )
     with Sampler(sample_interval_s, gpu=device == "cuda") as sampler:
@@ -438,18 +509,34 @@ def measure_pipeline(model: str, device: str, files: list[Path], out_dir: Path, 
     run_info = json.loads((out_dir / "out" / "run.json").read_text())
     p = sampler.peaks
     result = {
-        "photos_per_s": summary.processed / summary.wall_s, "images": summary.processed, "seconds": summary.wall_s,
-        "counts": summary.counts, "reasons": summary.reasons, "pool": run_info.get("pool"),
-        "batch": batch, "object_store_limit_mb": object_store_limit_mb, "stages": parse_stats(stats_text),
-        "peak_rss_mb": round(p.rss_mb, 1), "peak_private_mb": round(p.private_mb, 1),
+        "photos_per_s": summary.processed / summary.wall_s,
+        "images": summary.processed,
+        "seconds": summary.wall_s,
+        "counts": summary.counts,
+        "reasons": summary.reasons,
+        "pool": run_info.get("pool"),
+        "batch": batch,
+        "object_store_limit_mb": object_store_limit_mb,
+        "stages": parse_stats(stats_text),
+        "peak_rss_mb": round(p.rss_mb, 1),
+        "peak_private_mb": round(p.private_mb, 1),
         "peak_driver_private_mb": round(p.driver_private_mb, 1),
-        "peak_object_store_mb": round(p.object_store_mb, 1), "samples": p.samples,
-        "worker_processes": sampler.workers_seen, "cpu_seconds": sampler.cpu_seconds(),
+        "peak_object_store_mb": round(p.object_store_mb, 1),
+        "samples": p.samples,
+        "worker_processes": sampler.workers_seen,
+        "cpu_seconds": sampler.cpu_seconds(),
     }
     if device == "cuda":
-        result["gpu"] = ({"util_max": p.gpu_util_max, "util_mean": round(p.gpu_util_mean, 1),
-                          "mem_mb": p.gpu_mem_mb, "samples": len(p.gpu_samples)}
-                         if p.gpu_samples else "nvidia-smi unavailable")
+        result["gpu"] = (
+            {
+                "util_max": p.gpu_util_max,
+                "util_mean": round(p.gpu_util_mean, 1),
+                "mem_mb": p.gpu_mem_mb,
+                "samples": len(p.gpu_samples),
+            }
+            if p.gpu_samples
+            else "nvidia-smi unavailable"
+        )
     result["_stats_text"] = stats_text
     return result
 
@@ -468,8 +555,12 @@ def summarise(row: dict[str, Any], cores: int) -> dict[str, float]:
     # On a CPU-only machine the model and the CPU stage run on the *same* cores, so their core-seconds
     # per photo add up: 1/cpu_stage (one core) + cores/bound (bound uses every core).
     shared = 1.0 / (1.0 / (cpu * cores) + 1.0 / bound) if cpu > 0 and bound > 0 else 0.0
-    out = {"pipeline/bound": _ratio(pipe, bound), "limit": limit, "pipeline/limit": _ratio(pipe, limit),
-           "pipeline/baseline": _ratio(pipe, base)}
+    out = {
+        "pipeline/bound": _ratio(pipe, bound),
+        "limit": limit,
+        "pipeline/limit": _ratio(pipe, limit),
+        "pipeline/baseline": _ratio(pipe, base),
+    }
     if row.get("device", "cpu") == "cpu":
         out["limit_shared_cores"] = shared
         out["pipeline/limit_shared_cores"] = _ratio(pipe, shared)
@@ -498,30 +589,48 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Ray Data per-operator time (ds.stats(): summed remote wall / CPU seconds, tasks):")
     for row in results["runs"]:
-        lines.append(f"  {row['model']} batch {row['batch']} actors {row['actors_label']} wls {row['working_long_side']}:")
+        lines.append(
+            f"  {row['model']} batch {row['batch']} actors {row['actors_label']} wls {row['working_long_side']}:"
+        )
         for op in row["pipeline"]["stages"]:
-            lines.append(f"    {op['operator'][:70]:<70} wall {op.get('wall_s', 0):>8.1f}s cpu {op.get('cpu_s', 0):>8.1f}s"
-                         f" tasks {op['tasks']}")
+            lines.append(
+                f"    {op['operator'][:70]:<70} wall {op.get('wall_s', 0):>8.1f}s cpu {op.get('cpu_s', 0):>8.1f}s"
+                f" tasks {op['tasks']}"
+            )
         cpu = row["pipeline"].get("cpu_seconds")
         if cpu:
-            lines.append(f"    core-seconds during the pipeline run: workers {cpu['workers']}, driver {cpu['driver']}, "
-                         f"Ray's own processes {cpu['ray_system']} = {cpu['total']} "
-                         f"({cpu['busy_fraction']:.0%} of wall × cores)")
+            lines.append(
+                f"    core-seconds during the pipeline run: workers {cpu['workers']}, driver {cpu['driver']}, "
+                f"Ray's own processes {cpu['ray_system']} = {cpu['total']} "
+                f"({cpu['busy_fraction']:.0%} of wall × cores)"
+            )
         lines.append(f"    cpu_stage ms/photo: {row['cpu_stage']['ms_per_photo']}")
         if "gpu" in row["pipeline"]:
             lines.append(f"    GPU: {row['pipeline']['gpu']}")
     if "memory_check" in results:
         mc = results["memory_check"]
         lines.append("")
-        lines.append(f"memory check ({mc['model']}): " + " · ".join(
-            f"N={r['n']}: RSS {r['peak_rss_mb']:.0f} MB (private {r['peak_private_mb']:.0f}, "
-            f"of it the driver {r.get('peak_driver_private_mb', 0):.0f}), "
-            f"store {r['peak_object_store_mb']:.0f} MB, {r['photos_per_s']:.2f}/s" for r in mc["runs"]))
+        lines.append(
+            f"memory check ({mc['model']}): "
+            + " · ".join(
+                f"N={r['n']}: RSS {r['peak_rss_mb']:.0f} MB (private {r['peak_private_mb']:.0f}, "
+                f"of it the driver {r.get('peak_driver_private_mb', 0):.0f}), "
+                f"store {r['peak_object_store_mb']:.0f} MB, {r['photos_per_s']:.2f}/s"
+                for r in mc["runs"]
+            )
+        )
         if mc.get("means") and len(mc["runs"]) > len(mc["means"]):
-            lines.append("  mean of the runs' peaks: " + " · ".join(
-                f"N={n}: RSS {m['peak_rss_mb']:.0f} MB, store {m['peak_object_store_mb']:.0f} MB" for n, m in mc["means"].items()))
-        lines.append(f"  growth: RSS {mc['rss_growth']:+.1%}, private {mc['private_growth']:+.1%}, "
-                     f"store {mc['store_growth']:+.1%} → {'PASS' if mc['pass'] else 'FAIL'} (limit ±10%)")
+            lines.append(
+                "  mean of the runs' peaks: "
+                + " · ".join(
+                    f"N={n}: RSS {m['peak_rss_mb']:.0f} MB, store {m['peak_object_store_mb']:.0f} MB"
+                    for n, m in mc["means"].items()
+                )
+            )
+        lines.append(
+            f"  growth: RSS {mc['rss_growth']:+.1%}, private {mc['private_growth']:+.1%}, "
+            f"store {mc['store_growth']:+.1%} → {'PASS' if mc['pass'] else 'FAIL'} (limit ±10%)"
+        )
     return "\n".join(lines)
 
 
@@ -537,10 +646,21 @@ def _machine() -> dict[str, Any]:
 
     commit = ""
     with contextlib.suppress(Exception):
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent).stdout.strip()
-    return {"cpu": cpu, "cores": os.cpu_count(), "commit": commit, "ray": ray.__version__, "onnxruntime": ort.__version__,
-            "providers": ort.get_available_providers(), "load_avg_start": os.getloadavg()}
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "commit": commit,
+        "ray": ray.__version__,
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+        "load_avg_start": os.getloadavg(),
+    }
 
 
 def _ints(text: str) -> list[int]:
@@ -552,29 +672,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n", type=int, default=300, help="photos in the pipeline run (default 300)")
     ap.add_argument("--model", action="append", help="segmentation model (repeatable); default both")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--batch-sizes", default="",
-                    help="comma list swept for pipeline and bound, e.g. 1,4,16,32; default: the pipeline's (1 CPU, 32 CUDA)")
-    ap.add_argument("--actors", default="", help="comma list of segmentation actor counts; default: the pipeline's own")
-    ap.add_argument("--threads", type=int, default=None, help="ORT threads per pipeline actor; default: the pipeline's")
+    ap.add_argument(
+        "--batch-sizes",
+        default="",
+        help="comma list swept for pipeline and bound, e.g. 1,4,16,32; default: the pipeline's (1 CPU, 32 CUDA)",
+    )
+    ap.add_argument(
+        "--actors", default="", help="comma list of segmentation actor counts; default: the pipeline's own"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="ORT threads per pipeline actor; default: the pipeline's"
+    )
     ap.add_argument("--working-long-side", default="1600", help="comma list swept")
     ap.add_argument("--cpu-sample", type=int, default=30, help="photos in the cpu_stage measurement")
     ap.add_argument("--baseline-sample", type=int, default=30, help="photos in the baseline measurement")
     ap.add_argument("--bound-seconds", type=float, default=5.0, help="minimum time of the bound loop")
-    ap.add_argument("--memory-check", action="store_true", help="peak RSS and object store at N=200 vs N=2000")
+    ap.add_argument(
+        "--memory-check", action="store_true", help="peak RSS and object store at N=200 vs N=2000"
+    )
     ap.add_argument("--memory-ns", default="200,2000", help="the N values of the memory check")
-    ap.add_argument("--memory-sample-s", type=float, default=0.1,
-                    help="sampling interval of the memory check (the main table samples every 0.5 s)")
-    ap.add_argument("--memory-repeats", type=int, default=1,
-                    help="runs per N; growth compares the mean of each N's peaks (one peak of ~80 photos of mixed "
-                         "sizes varies ±15 %% between runs)")
-    ap.add_argument("--memory-decontaminate", action="store_true",
-                    help="keep decontamination on in the memory check (off by default: it only costs time)")
-    ap.add_argument("--object-store-limit-mb", type=int, default=None,
-                    help="cap Ray Data's object-store budget (ExecutionResources) for the pipeline runs")
+    ap.add_argument(
+        "--memory-sample-s",
+        type=float,
+        default=0.1,
+        help="sampling interval of the memory check (the main table samples every 0.5 s)",
+    )
+    ap.add_argument(
+        "--memory-repeats",
+        type=int,
+        default=1,
+        help="runs per N; growth compares the mean of each N's peaks (one peak of ~80 photos of mixed "
+        "sizes varies ±15 %% between runs)",
+    )
+    ap.add_argument(
+        "--memory-decontaminate",
+        action="store_true",
+        help="keep decontamination on in the memory check (off by default: it only costs time)",
+    )
+    ap.add_argument(
+        "--object-store-limit-mb",
+        type=int,
+        default=None,
+        help="cap Ray Data's object-store budget (ExecutionResources) for the pipeline runs",
+    )
     ap.add_argument("--skip-main", action="store_true", help="only the memory check")
     ap.add_argument("--spec", action="append", help="photo spec (repeatable); default cn-1inch")
     ap.add_argument("--background", action="append", help="background (repeatable); default blue")
-    ap.add_argument("--data-dir", default=os.path.expanduser("~/.cache/idphoto-ray/bench"), help="photo cache")
+    ap.add_argument(
+        "--data-dir", default=os.path.expanduser("~/.cache/idphoto-ray/bench"), help="photo cache"
+    )
     ap.add_argument("--work-dir", default=None, help="pipeline outputs (default: a temp dir, removed)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray started here")
@@ -601,7 +747,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     models = args.model or list(DEFAULT_MODELS)
-    batches = _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '1'))
+    batches = _ints(args.batch_sizes or ("32" if args.device == "cuda" else "1"))
     actor_list: list[int | None] = list(_ints(args.actors)) or [None]
     sides = _ints(args.working_long_side)
     specs = args.spec or ["cn-1inch"]
@@ -615,38 +761,79 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     machine["cores"] = cores
     files = ensure_dataset(args.data_dir, args.n, seed=args.seed, workers=min(cores, 4))
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="idphoto-bench-"))
-    results: dict[str, Any] = {"n": args.n, "device": args.device, "machine": machine, "runs": [],
-                               "args": {k: v for k, v in vars(args).items()}}
+    results: dict[str, Any] = {
+        "n": args.n,
+        "device": args.device,
+        "machine": machine,
+        "runs": [],
+        "args": {k: v for k, v in vars(args).items()},
+    }
     bound_threads = cores if args.device == "cpu" else None
     try:
         if not args.skip_main:
             spec_objs, bg_objs = _specs_backgrounds(specs, bgs)
             baselines = {}  # first: a user's loop runs in an untuned process (see measure_cpu_stage)
             for model, wls in itertools.product(models, sides):
-                print(f"[{model} wls={wls}] baseline on {min(args.baseline_sample, len(files))} photos …", flush=True)
-                baselines[model, wls] = measure_baseline(model, args.device, bound_threads, files[: args.baseline_sample],
-                                                         ProcessingOptions(working_long_side=wls), spec_objs, bg_objs)
+                print(
+                    f"[{model} wls={wls}] baseline on {min(args.baseline_sample, len(files))} photos …",
+                    flush=True,
+                )
+                baselines[model, wls] = measure_baseline(
+                    model,
+                    args.device,
+                    bound_threads,
+                    files[: args.baseline_sample],
+                    ProcessingOptions(working_long_side=wls),
+                    spec_objs,
+                    bg_objs,
+                )
             for model, wls in itertools.product(models, sides):
                 options = ProcessingOptions(working_long_side=wls)
-                print(f"[{model} wls={wls}] cpu_stage on {min(args.cpu_sample, len(files))} photos …", flush=True)
+                print(
+                    f"[{model} wls={wls}] cpu_stage on {min(args.cpu_sample, len(files))} photos …",
+                    flush=True,
+                )
                 cpu = measure_cpu_stage(model, files[: args.cpu_sample], options, spec_objs, bg_objs)
                 base = baselines[model, wls]
                 bounds = {}
                 for batch in batches:
                     print(f"[{model} wls={wls}] bound batch {batch} …", flush=True)
-                    bounds[batch] = measure_bound(model, args.device, bound_threads, batch, files, options,
-                                                  args.bound_seconds)
+                    bounds[batch] = measure_bound(
+                        model, args.device, bound_threads, batch, files, options, args.bound_seconds
+                    )
                 best_bound = max(bounds.values(), key=lambda b: b["photos_per_s"])
                 for batch, actors in itertools.product(batches, actor_list):
-                    print(f"[{model} wls={wls}] pipeline batch {batch} actors {actors or 'default'} on {len(files)} photos …",
-                          flush=True)
-                    pipe = measure_pipeline(model, args.device, files, work / f"{model}-{wls}-{batch}-{actors}", batch,
-                                            actors, args.threads, options, specs, bgs, args.object_store_limit_mb)
+                    print(
+                        f"[{model} wls={wls}] pipeline batch {batch} actors {actors or 'default'} on {len(files)} photos …",
+                        flush=True,
+                    )
+                    pipe = measure_pipeline(
+                        model,
+                        args.device,
+                        files,
+                        work / f"{model}-{wls}-{batch}-{actors}",
+                        batch,
+                        actors,
+                        args.threads,
+                        options,
+                        specs,
+                        bgs,
+                        args.object_store_limit_mb,
+                    )
                     stats_text = pipe.pop("_stats_text")
-                    row = {"model": model, "device": args.device, "batch": batch, "actors": actors,
-                           "actors_label": str(actors or (pipe["pool"] or {}).get("segment_actors", "?")),
-                           "working_long_side": wls, "bound": best_bound, "bound_by_batch": bounds,
-                           "cpu_stage": cpu, "baseline": base, "pipeline": pipe}
+                    row = {
+                        "model": model,
+                        "device": args.device,
+                        "batch": batch,
+                        "actors": actors,
+                        "actors_label": str(actors or (pipe["pool"] or {}).get("segment_actors", "?")),
+                        "working_long_side": wls,
+                        "bound": best_bound,
+                        "bound_by_batch": bounds,
+                        "cpu_stage": cpu,
+                        "baseline": base,
+                        "pipeline": pipe,
+                    }
                     row["ratios"] = summarise(row, cores)
                     row["ds_stats"] = stats_text
                     results["runs"].append(row)
@@ -663,26 +850,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
-def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs: list[str], bgs: list[str],
-                 replicate: Any) -> dict[str, Any]:
+def memory_check(
+    args: argparse.Namespace, files: list[Path], work: Path, specs: list[str], bgs: list[str], replicate: Any
+) -> dict[str, Any]:
     """Pipeline at each N of --memory-ns over the same photo mix (hard links round-robin over the set)."""
     from idphoto_ray.config import ProcessingOptions
 
     model = (args.model or [DEFAULT_MODELS[0]])[0]
-    options = ProcessingOptions(working_long_side=_ints(args.working_long_side)[0],
-                                decontaminate=args.memory_decontaminate)
+    options = ProcessingOptions(
+        working_long_side=_ints(args.working_long_side)[0], decontaminate=args.memory_decontaminate
+    )
     runs = []
     keys = ("peak_rss_mb", "peak_private_mb", "peak_driver_private_mb", "peak_object_store_mb")
     for repeat in range(max(1, args.memory_repeats)):
         for n in _ints(args.memory_ns):
             inputs = replicate(files, n, Path(args.data_dir) / f"replicated-seed{args.seed}")
             print(f"[memory] pipeline on {n} photos ({model}), run {repeat + 1} …", flush=True)
-            pipe = measure_pipeline(model, args.device, inputs, work / f"memory-{n}",
-                                    _ints(args.batch_sizes or ('32' if args.device == 'cuda' else '1'))[0],
-                                    (_ints(args.actors) or [None])[0], args.threads, options, specs, bgs,
-                                    args.object_store_limit_mb, args.memory_sample_s)
+            pipe = measure_pipeline(
+                model,
+                args.device,
+                inputs,
+                work / f"memory-{n}",
+                _ints(args.batch_sizes or ("32" if args.device == "cuda" else "1"))[0],
+                (_ints(args.actors) or [None])[0],
+                args.threads,
+                options,
+                specs,
+                bgs,
+                args.object_store_limit_mb,
+                args.memory_sample_s,
+            )
             pipe.pop("_stats_text")
-            runs.append({"n": n, "repeat": repeat, **{k: pipe[k] for k in (*keys, "photos_per_s", "seconds", "counts", "samples")}})
+            runs.append(
+                {
+                    "n": n,
+                    "repeat": repeat,
+                    **{k: pipe[k] for k in (*keys, "photos_per_s", "seconds", "counts", "samples")},
+                }
+            )
             shutil.rmtree(work / f"memory-{n}", ignore_errors=True)
     ns = _ints(args.memory_ns)
     means = {n: {k: float(np.mean([r[k] for r in runs if r["n"] == n])) for k in keys} for n in ns}
@@ -691,10 +896,16 @@ def memory_check(args: argparse.Namespace, files: list[Path], work: Path, specs:
     def growth(key: str) -> float:
         return _ratio(hi[key], lo[key]) - 1.0 if lo[key] else 0.0
 
-    result = {"model": model, "decontaminate": args.memory_decontaminate, "runs": runs, "means": means,
-              "object_store_limit_mb": args.object_store_limit_mb,
-              "rss_growth": growth("peak_rss_mb"), "private_growth": growth("peak_private_mb"),
-              "store_growth": growth("peak_object_store_mb")}
+    result = {
+        "model": model,
+        "decontaminate": args.memory_decontaminate,
+        "runs": runs,
+        "means": means,
+        "object_store_limit_mb": args.object_store_limit_mb,
+        "rss_growth": growth("peak_rss_mb"),
+        "private_growth": growth("peak_private_mb"),
+        "store_growth": growth("peak_object_store_mb"),
+    }
     result["pass"] = all(abs(result[k]) <= 0.10 for k in ("rss_growth", "store_growth"))
     return result
 

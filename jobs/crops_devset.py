@@ -64,8 +64,10 @@ def main() -> None:
             totals[f"{spec.name} floating before"] += before
             totals[f"{spec.name} floating after"] += after
             totals[f"{spec.name} avoided"] += before and not after
-            cells.append(f"{spec.name}: target {','.join(metrics['cuts_at_target']) or '-'} "
-                         f"-> chosen {','.join(after_cuts) or '-'} ({metrics['placement']})")
+            cells.append(
+                f"{spec.name}: target {','.join(metrics['cuts_at_target']) or '-'} "
+                f"-> chosen {','.join(after_cuts) or '-'} ({metrics['placement']})"
+            )
             if args.out:
                 args.out.mkdir(parents=True, exist_ok=True)
                 (args.out / f"{photo.stem}.{spec.name}.{out.ext}").write_bytes(out.data)

@@ -47,12 +47,19 @@ def check(name: str, path, batch: int) -> tuple[bool, str]:
     ms = (time.perf_counter() - started) * 1000
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(expected, got))
     ok = worst <= TOLERANCE
-    return ok, f"{name}: CUDA active, batch {batch} in {ms:.1f} ms, max |cuda - cpu| = {worst:.2e} ({'ok' if ok else 'TOO LARGE'})"
+    return (
+        ok,
+        f"{name}: CUDA active, batch {batch} in {ms:.1f} ms, max |cuda - cpu| = {worst:.2e} ({'ok' if ok else 'TOO LARGE'})",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["mediapipe-selfie", "blazeface", "face-mesh", "u2net-arch"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=["mediapipe-selfie", "blazeface", "face-mesh", "u2net-arch"]
+    )
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args(argv)
     paths = fetch_models(args.models)

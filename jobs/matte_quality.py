@@ -74,6 +74,7 @@ def devset_split(devset: Path = DEVSET) -> tuple[list[str], list[str]]:
 
 # --- backgrounds -------------------------------------------------------------------------------------
 
+
 def _solid(rgb: tuple[int, int, int]) -> Callable[[int, int], np.ndarray]:
     return lambda h, w: np.broadcast_to(np.array(rgb, np.uint8), (h, w, 3)).copy()
 
@@ -83,7 +84,11 @@ def _gradient(top: tuple[int, int, int], bottom: tuple[int, int, int], horizonta
         n = w if horizontal else h
         t = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
         line = (1 - t) * np.array(top, np.float32) + t * np.array(bottom, np.float32)
-        img = np.broadcast_to(line[None], (h, w, 3)) if horizontal else np.broadcast_to(line[:, None], (h, w, 3))
+        img = (
+            np.broadcast_to(line[None], (h, w, 3))
+            if horizontal
+            else np.broadcast_to(line[:, None], (h, w, 3))
+        )
         return np.rint(img).astype(np.uint8)
 
     return make
@@ -126,6 +131,7 @@ BACKGROUNDS: dict[str, Callable[[int, int], np.ndarray]] = {
 
 # --- segmenters --------------------------------------------------------------------------------------
 
+
 @dataclass
 class Segmenter:
     """A named mask model: model-size RGB image → mask in [0, 1]; `weights` is its file's sha256."""
@@ -151,6 +157,7 @@ def load_segmenter(name: str) -> Segmenter | None:
 
 # --- truth -------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Truth:
     name: str
@@ -159,7 +166,9 @@ class Truth:
     source: str  # which model made it: the bias to state next to that model's rows
 
 
-def clean_truth(alpha: np.ndarray, face_box: tuple[float, float, float, float], band_px: int = TRUTH_BAND_PX) -> np.ndarray:
+def clean_truth(
+    alpha: np.ndarray, face_box: tuple[float, float, float, float], band_px: int = TRUTH_BAND_PX
+) -> np.ndarray:
     """The subject's component with holes filled; soft values only within `band_px` of the 0.5 iso-line."""
     kept = clean_mask(alpha, face_box, margin_px=band_px)
     person = (kept >= 0.5).astype(np.uint8)
@@ -205,7 +214,9 @@ def build_truth(
     return Truth(name, fg8, alpha8.astype(np.float32) / 255.0, segmenter.name)
 
 
-def cached_mask(seg: Segmenter, model_image: np.ndarray, data: bytes, cache: Path, model_id: str) -> np.ndarray:
+def cached_mask(
+    seg: Segmenter, model_image: np.ndarray, data: bytes, cache: Path, model_id: str
+) -> np.ndarray:
     """The model's mask for one composite, cached by the composite's bytes: masks don't change with refinement."""
     key = hashlib.sha256(data + model_id.encode()).hexdigest()[:20]
     path = cache / "masks" / f"{key}.npy"
@@ -234,7 +245,10 @@ REFINE_NAMES = ("person_alpha", "refine_alpha_crop", "closed_form_alpha", "decon
 def load_baseline_refine(ref: str) -> Any:
     """refine.py as it is at git `ref`, imported as its own module (the `current` variant)."""
     text = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{ref}:idphoto_ray/refine.py"], check=True, capture_output=True, text=True
+        ["git", "-C", str(ROOT), "show", f"{ref}:idphoto_ray/refine.py"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     tmp = Path(tempfile.mkdtemp(prefix="refine-baseline-")) / "refine_baseline.py"
     tmp.write_text(text)
@@ -266,6 +280,7 @@ class _Patched:
 
 # --- scoring -----------------------------------------------------------------------------------------
 
+
 def warp_to_output(layer: np.ndarray, affine: list[float], size: tuple[int, int]) -> np.ndarray:
     """A working-space layer (H×W or H×W×C float) into output space: area pre-shrink, then the affine."""
     m = np.asarray(affine, dtype=np.float64).reshape(2, 3)
@@ -282,7 +297,9 @@ def warp_to_output(layer: np.ndarray, affine: list[float], size: tuple[int, int]
     return cv2.warpAffine(src, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def score(out_rgba: np.ndarray, truth: Truth, background: np.ndarray, affine: list[float]) -> dict[str, float]:
+def score(
+    out_rgba: np.ndarray, truth: Truth, background: np.ndarray, affine: list[float]
+) -> dict[str, float]:
     """All measures of one output against the truth warped into output space."""
     size = (out_rgba.shape[1], out_rgba.shape[0])
     t_alpha = np.clip(warp_to_output(truth.alpha, affine, size), 0, 1)
@@ -304,6 +321,7 @@ def score(out_rgba: np.ndarray, truth: Truth, background: np.ndarray, affine: li
 
 
 # --- the run -----------------------------------------------------------------------------------------
+
 
 def _portrait_list(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
     if args.source == "astronaut":
@@ -328,21 +346,28 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not rs:
             continue
         bleeding = [r for r in rs if r["bleed"] > MAX_BLEED]
-        table.append({
-            "variant": variant,
-            "n": len(rs),
-            "failed": sum(1 for r in rows if r["variant"] == variant and "sad" not in r),
-            **{k: float(np.median([r[k] for r in rs])) for k in ("sad", "mse", "grad", "conn", "edge_spill", "edge_colour")},
-            "edge_spill_mean": float(np.mean([r["edge_spill"] for r in rs])),
-            "bleed_p95": _pct([r["bleed"] for r in rs], 95),
-            "bleed_ok": float(np.mean([r["bleed"] <= MAX_BLEED for r in rs])),
-            "hair_ok": float(np.mean([r["hair_loss"] <= MAX_HAIR_LOSS for r in rs])),
-            "hair_loss_p90": _pct([r["hair_loss"] for r in rs], 90),
-            "bleeding_flagged": (sum(1 for r in bleeding if r["matte_flags"]), len(bleeding)),
-            "clean_flagged": (sum(1 for r in rs if r["bleed"] <= MAX_BLEED and r["matte_flags"]),
-                              sum(1 for r in rs if r["bleed"] <= MAX_BLEED)),
-            "s_per_photo": float(np.median([r["seconds"] for r in rs])),
-        })
+        table.append(
+            {
+                "variant": variant,
+                "n": len(rs),
+                "failed": sum(1 for r in rows if r["variant"] == variant and "sad" not in r),
+                **{
+                    k: float(np.median([r[k] for r in rs]))
+                    for k in ("sad", "mse", "grad", "conn", "edge_spill", "edge_colour")
+                },
+                "edge_spill_mean": float(np.mean([r["edge_spill"] for r in rs])),
+                "bleed_p95": _pct([r["bleed"] for r in rs], 95),
+                "bleed_ok": float(np.mean([r["bleed"] <= MAX_BLEED for r in rs])),
+                "hair_ok": float(np.mean([r["hair_loss"] <= MAX_HAIR_LOSS for r in rs])),
+                "hair_loss_p90": _pct([r["hair_loss"] for r in rs], 90),
+                "bleeding_flagged": (sum(1 for r in bleeding if r["matte_flags"]), len(bleeding)),
+                "clean_flagged": (
+                    sum(1 for r in rs if r["bleed"] <= MAX_BLEED and r["matte_flags"]),
+                    sum(1 for r in rs if r["bleed"] <= MAX_BLEED),
+                ),
+                "s_per_photo": float(np.median([r["seconds"] for r in rs])),
+            }
+        )
     return table
 
 
@@ -351,16 +376,20 @@ def _ratio(pair: tuple[int, int]) -> str:
 
 
 def print_table(table: list[dict[str, Any]], truth_source: str) -> None:
-    head = (f"{'variant':<34}{'n':>4}{'SAD/1k':>8}{'MSE':>9}{'grad/1k':>9}{'conn/1k':>9}{'spill':>8}{'colour':>8}"
-            f"{'bleed<=.5%':>11}{'bleed p95':>10}{'hair<=10%':>10}{'hair p90':>9}{'flag bleed':>11}"
-            f"{'flag clean':>11}{'s/photo':>8}")
+    head = (
+        f"{'variant':<34}{'n':>4}{'SAD/1k':>8}{'MSE':>9}{'grad/1k':>9}{'conn/1k':>9}{'spill':>8}{'colour':>8}"
+        f"{'bleed<=.5%':>11}{'bleed p95':>10}{'hair<=10%':>10}{'hair p90':>9}{'flag bleed':>11}"
+        f"{'flag clean':>11}{'s/photo':>8}"
+    )
     print(head)
     for r in table:
         note = "  (truth is this model's own alpha: biased)" if r["variant"].startswith(truth_source) else ""
-        print(f"{r['variant']:<34}{r['n']:>4}{r['sad']:>8.2f}{r['mse']:>9.5f}{r['grad']:>9.2f}{r['conn']:>9.2f}"
-              f"{r['edge_spill']:>8.4f}{r['edge_colour']:>8.4f}{r['bleed_ok']:>11.0%}{r['bleed_p95']:>10.2%}{r['hair_ok']:>10.0%}"
-              f"{r['hair_loss_p90']:>9.1%}{_ratio(r['bleeding_flagged']):>11}{_ratio(r['clean_flagged']):>11}"
-              f"{r['s_per_photo']:>8.2f}{note}")
+        print(
+            f"{r['variant']:<34}{r['n']:>4}{r['sad']:>8.2f}{r['mse']:>9.5f}{r['grad']:>9.2f}{r['conn']:>9.2f}"
+            f"{r['edge_spill']:>8.4f}{r['edge_colour']:>8.4f}{r['bleed_ok']:>11.0%}{r['bleed_p95']:>10.2%}{r['hair_ok']:>10.0%}"
+            f"{r['hair_loss_p90']:>9.1%}{_ratio(r['bleeding_flagged']):>11}{_ratio(r['clean_flagged']):>11}"
+            f"{r['s_per_photo']:>8.2f}{note}"
+        )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -372,7 +401,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backgrounds", type=int, default=6, help="backgrounds per portrait (rotating list)")
     parser.add_argument("--models", default="mediapipe-selfie,isnet")
     parser.add_argument("--truth-model", default="isnet")
-    parser.add_argument("--baseline-ref", default="49e59e3", help="git ref whose refine.py is the `current` variant")
+    parser.add_argument(
+        "--baseline-ref", default="49e59e3", help="git ref whose refine.py is the `current` variant"
+    )
     parser.add_argument("--variants", default="current,improved")
     parser.add_argument("--cache", default=str(model_home() / "bench" / "matte"))
     parser.add_argument("--sheets", default=None, help="folder for per-variant contact sheets (JPEG)")
@@ -406,8 +437,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sheets: dict[str, list[np.ndarray]] = {}
     started = time.perf_counter()
     for p_index, (name, rgb) in enumerate(_portrait_list(args)):
-        truth = build_truth(name, _shrink(rgb, TRUTH_LONG_SIDE), path.detector, truth_seg, Path(args.cache),
-                            truth_id)
+        truth = build_truth(
+            name, _shrink(rgb, TRUTH_LONG_SIDE), path.detector, truth_seg, Path(args.cache), truth_id
+        )
         if truth is None:
             print(f"  {name}: no single subject, skipped")
             continue
@@ -425,8 +457,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     with _Patched(baseline if variant == "current" else None):
                         result = path.finish(prepared, quantize_masks(mask[None])[0])
                     seconds = time.perf_counter() - t0
-                    row: dict[str, Any] = {"variant": label, "portrait": name, "background": bg_name,
-                                           "status": result.status.value, "seconds": seconds}
+                    row: dict[str, Any] = {
+                        "variant": label,
+                        "portrait": name,
+                        "background": bg_name,
+                        "status": result.status.value,
+                        "seconds": seconds,
+                    }
                     if result.outputs:
                         out = np.asarray(Image.open(io.BytesIO(result.outputs[0].data)).convert("RGBA"))
                         affine = list(result.outputs[0].affine)  # working px → output px
@@ -441,8 +478,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  {name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
 
     table = summarise(rows)
-    print(f"\nmatte quality, {SPEC}, truth: {truth_seg.name} (cleaned); {len(rows)} outputs; "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"\nmatte quality, {SPEC}, truth: {truth_seg.name} (cleaned); {len(rows)} outputs; "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     print_table(table, truth_seg.name)
     if args.sheets:
         _write_sheets(sheets, Path(args.sheets))

@@ -129,19 +129,28 @@ def sequential(photos: list[bytes], model: str) -> dict[str, Any]:
         path.finish_row(row, prepared, mask, 0.0)
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
     wall = time.perf_counter() - started
-    return {"photos": len(photos), "wall_s": round(wall, 2), "photos_per_s": round(len(photos) / wall, 3),
-            "statuses": statuses}
+    return {
+        "photos": len(photos),
+        "wall_s": round(wall, 2),
+        "photos_per_s": round(len(photos) / wall, 3),
+        "statuses": statuses,
+    }
 
 
 def batch_job(folder: Path, out: Path, model: str) -> dict[str, Any]:
     from idphoto_ray.config import JobConfig
     from idphoto_ray.job.run import run_job
 
-    config = JobConfig(input=[str(folder)], output=str(out), specs=SPECS, backgrounds=BACKGROUNDS,
-                       model=model, device="cpu")
+    config = JobConfig(
+        input=[str(folder)], output=str(out), specs=SPECS, backgrounds=BACKGROUNDS, model=model, device="cpu"
+    )
     summary = run_job(config, progress=False)
-    return {"photos": summary.processed, "wall_s": round(summary.wall_s, 2),
-            "photos_per_s": round(summary.images_per_s, 3), "statuses": summary.counts}
+    return {
+        "photos": summary.processed,
+        "wall_s": round(summary.wall_s, 2),
+        "photos_per_s": round(summary.images_per_s, 3),
+        "statuses": summary.counts,
+    }
 
 
 # --------------------------------------------------------------------------------------------- service
@@ -154,8 +163,13 @@ def start_service(model: str, workdir: Path) -> float:
 
     started = time.perf_counter()
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
-    settings = {"model": model, "device": "cpu", "workdir": str(workdir), "default_specs": SPECS,
-                "default_backgrounds": BACKGROUNDS}
+    settings = {
+        "model": model,
+        "device": "cpu",
+        "workdir": str(workdir),
+        "default_specs": SPECS,
+        "default_backgrounds": BACKGROUNDS,
+    }
     serve.run(build_app(settings), name="idphoto-bench", route_prefix="/")
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -169,8 +183,11 @@ def start_service(model: str, workdir: Path) -> float:
 async def _post(client: Any, data: bytes) -> tuple[int, float, float]:
     """(HTTP status, seconds, Retry-After seconds) for one photo."""
     started = time.perf_counter()
-    response = await client.post("/v1/photos", files={"image": ("photo.jpg", data, "image/jpeg")},
-                                 data={"specs": ",".join(SPECS), "backgrounds": ",".join(BACKGROUNDS)})
+    response = await client.post(
+        "/v1/photos",
+        files={"image": ("photo.jpg", data, "image/jpeg")},
+        data={"specs": ",".join(SPECS), "backgrounds": ",".join(BACKGROUNDS)},
+    )
     elapsed = time.perf_counter() - started
     return response.status_code, elapsed, float(response.headers.get("retry-after", 0) or 0)
 
@@ -184,6 +201,7 @@ async def _level(photos: list[bytes], clients: int, per_client: int, seconds: fl
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=900, limits=limits) as client:
+
         async def one_client(k: int) -> None:
             for i in range(per_client):
                 if time.perf_counter() >= deadline:
@@ -202,9 +220,13 @@ async def _level(photos: list[bytes], clients: int, per_client: int, seconds: fl
     answered = sum(codes.values())
     ok = codes.get(200, 0)
     return {
-        "clients": clients, "requests": answered, "ok": ok, "wall_s": round(wall, 2),
+        "clients": clients,
+        "requests": answered,
+        "ok": ok,
+        "wall_s": round(wall, 2),
         "photos_per_s": round(ok / wall, 3) if wall else 0.0,
-        "p50_s": round(percentile(latencies, 50), 3), "p95_s": round(percentile(latencies, 95), 3),
+        "p50_s": round(percentile(latencies, 50), 3),
+        "p95_s": round(percentile(latencies, 95), 3),
         "p99_s": round(percentile(latencies, 99), 3),
         "share_429": round(codes.get(429, 0) / answered, 3) if answered else 0.0,
         "other_errors": answered - ok - codes.get(429, 0),
@@ -228,8 +250,9 @@ def service_run(photos: list[bytes], clients: list[int], per_client: int, second
     import httpx
 
     started = time.perf_counter()
-    first = httpx.post(f"http://127.0.0.1:{PORT}/v1/photos", files={"image": ("p.jpg", photos[0])},
-                       timeout=300)
+    first = httpx.post(
+        f"http://127.0.0.1:{PORT}/v1/photos", files={"image": ("p.jpg", photos[0])}, timeout=300
+    )
     first_s = time.perf_counter() - started
     assert first.status_code == 200, first.text
     pids = {p.pid for p in replica_processes()}
@@ -244,34 +267,53 @@ def service_run(photos: list[bytes], clients: list[int], per_client: int, second
         levels.append(level)
         print(_level_line(level), flush=True)
     after = {p.pid for p in replica_processes()}
-    return {"first_photo_s": round(first_s, 3), "first_photo_status": first.json()["status"],
-            "replica_rss_mb_before": round(rss_before, 1), "replica_rss_mb_after": round(replica_rss_mb(), 1),
-            "replicas": len(pids), "replica_restarts": len(pids - after), "levels": levels}
+    return {
+        "first_photo_s": round(first_s, 3),
+        "first_photo_status": first.json()["status"],
+        "replica_rss_mb_before": round(rss_before, 1),
+        "replica_rss_mb_after": round(replica_rss_mb(), 1),
+        "replicas": len(pids),
+        "replica_restarts": len(pids - after),
+        "levels": levels,
+    }
 
 
 def _level_line(level: dict[str, Any]) -> str:
     seen = sorted(level["segmenter_batches"].items(), key=lambda kv: int(kv[0]))
     batches = ", ".join(f"{size}×{count}" for size, count in seen)
-    return (f"  {level['clients']:>4} clients  {level['photos_per_s']:6.2f} photos/s  "
-            f"p50 {level['p50_s']:6.2f} s  p95 {level['p95_s']:6.2f}  p99 {level['p99_s']:6.2f}  "
-            f"429 {100 * level['share_429']:5.1f} %  errors {level['other_errors']}  "
-            f"rss {level['replica_peak_rss_mb']:7.0f} MB  loadgen {level['loadgen_cores']:.2f} cores  "
-            f"batches [{batches}]")
+    return (
+        f"  {level['clients']:>4} clients  {level['photos_per_s']:6.2f} photos/s  "
+        f"p50 {level['p50_s']:6.2f} s  p95 {level['p95_s']:6.2f}  p99 {level['p99_s']:6.2f}  "
+        f"429 {100 * level['share_429']:5.1f} %  errors {level['other_errors']}  "
+        f"rss {level['replica_peak_rss_mb']:7.0f} MB  loadgen {level['loadgen_cores']:.2f} cores  "
+        f"batches [{batches}]"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- main
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per figure, the median over runs (one run: that run)."""
+
     def med(get: Any) -> float:
         return round(statistics.median(get(r) for r in runs), 3)
 
-    out = {"sequential_photos_per_s": med(lambda r: r["sequential"]["photos_per_s"]),
-           "batch_job_photos_per_s": med(lambda r: r["batch_job"]["photos_per_s"]),
-           "first_photo_s": med(lambda r: r["service"]["first_photo_s"]), "levels": []}
+    out = {
+        "sequential_photos_per_s": med(lambda r: r["sequential"]["photos_per_s"]),
+        "batch_job_photos_per_s": med(lambda r: r["batch_job"]["photos_per_s"]),
+        "first_photo_s": med(lambda r: r["service"]["first_photo_s"]),
+        "levels": [],
+    }
     for i, level in enumerate(runs[0]["service"]["levels"]):
         row = {"clients": level["clients"]}
-        for key in ("photos_per_s", "p50_s", "p95_s", "p99_s", "share_429", "loadgen_cores",
-                    "replica_peak_rss_mb"):
+        for key in (
+            "photos_per_s",
+            "p50_s",
+            "p95_s",
+            "p99_s",
+            "share_429",
+            "loadgen_cores",
+            "replica_peak_rss_mb",
+        ):
             row[key] = med(lambda r, i=i, key=key: r["service"]["levels"][i][key])
         row["other_errors"] = sum(r["service"]["levels"][i]["other_errors"] for r in runs)
         row["vs_batch_job"] = round(row["photos_per_s"] / out["batch_job_photos_per_s"], 3)
@@ -280,14 +322,19 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="mediapipe-selfie")
     parser.add_argument("--n", type=int, default=16, help="Photos in the set (benchmark set, 1–12 MP).")
     parser.add_argument("--clients", default=",".join(map(str, DEFAULT_CLIENTS)))
     parser.add_argument("--requests-per-client", type=int, default=2)
-    parser.add_argument("--level-seconds", type=float, default=30.0,
-                        help="Stop sending after this per level (what is in flight is still awaited).")
+    parser.add_argument(
+        "--level-seconds",
+        type=float,
+        default=30.0,
+        help="Stop sending after this per level (what is in flight is still awaited).",
+    )
     parser.add_argument("--runs", type=int, default=1, help="Repeat everything; figures are medians.")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "idphoto-bench-data"))
     parser.add_argument("--out", help="Write the figures as JSON here.")
@@ -309,8 +356,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         for run in range(args.runs):
-            print(f"run {run + 1}/{args.runs}: {args.n} photos, model {args.model}, {os.cpu_count()} CPUs",
-                  flush=True)
+            print(
+                f"run {run + 1}/{args.runs}: {args.n} photos, model {args.model}, {os.cpu_count()} CPUs",
+                flush=True,
+            )
             seq = sequential(photos, args.model)
             print(f"  sequential loop      {seq['photos_per_s']:6.2f} photos/s", flush=True)
             init_ray()
@@ -325,12 +374,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             finally:
                 serve.shutdown()
             service["ready_s"] = round(ready_s, 1)
-            print(f"  first photo on the warm service {service['first_photo_s']:.2f} s; replica restarts "
-                  f"{service['replica_restarts']}; replica RSS {service['replica_rss_mb_before']:.0f} → "
-                  f"{service['replica_rss_mb_after']:.0f} MB", flush=True)
+            print(
+                f"  first photo on the warm service {service['first_photo_s']:.2f} s; replica restarts "
+                f"{service['replica_restarts']}; replica RSS {service['replica_rss_mb_before']:.0f} → "
+                f"{service['replica_rss_mb_after']:.0f} MB",
+                flush=True,
+            )
             runs.append({"sequential": seq, "batch_job": job, "service": service})
-    result = {"model": args.model, "n": args.n, "cpus": os.cpu_count(), "runs": runs,
-              "median": _median_run(runs)}
+    result = {
+        "model": args.model,
+        "n": args.n,
+        "cpus": os.cpu_count(),
+        "runs": runs,
+        "median": _median_run(runs),
+    }
     print(json.dumps(result["median"], indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))

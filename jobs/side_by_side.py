@@ -97,11 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"status={result.status.value} reason={result.reason and result.reason.value} {result.message}")
     print(f"flags={result.flags}")
-    for key in ("face_count", "roll_deg", "yaw_deg", "inter_eye_px", "head_height_ratio", "sharpness", "upscale"):
+    for key in (
+        "face_count",
+        "roll_deg",
+        "yaw_deg",
+        "inter_eye_px",
+        "head_height_ratio",
+        "sharpness",
+        "upscale",
+    ):
         print(f"  {key}: {result.metrics.get(key)}")
     print(f"  timings_ms: { {k: round(v, 1) for k, v in result.timings_ms.items()} }")
 
-    mask_rgb = np.repeat((upsample_mask(mask, decoded.rgb.shape) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    mask_rgb = np.repeat(
+        (upsample_mask(mask, decoded.rgb.shape) * 255).astype(np.uint8)[..., None], 3, axis=2
+    )
     outputs = [np.asarray(Image.open(io.BytesIO(o.data)).convert("RGB")) for o in result.outputs]
     Image.fromarray(side_by_side([decoded.rgb, mask_rgb, *outputs])).save(args.output)
     print(f"wrote {args.output}")

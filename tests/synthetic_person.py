@@ -51,12 +51,30 @@ def draw_person(
     person = np.zeros((h, w), np.uint8)
 
     def ellipse(target: np.ndarray, c: tuple[float, float], axes: tuple[float, float], value) -> None:
-        cv2.ellipse(target, (int(round(c[0])), int(round(c[1]))), (int(round(axes[0])), int(round(axes[1]))), 0, 0, 360, value, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            target,
+            (int(round(c[0])), int(round(c[1]))),
+            (int(round(axes[0])), int(round(axes[1]))),
+            0,
+            0,
+            360,
+            value,
+            -1,
+            cv2.LINE_AA,
+        )
 
     shoulders_c = (cx, cy + b + 0.9 * b + 40)
     ellipse(img, shoulders_c, (2.6 * a, 1.0 * b + 40), SHIRT)
     ellipse(person, shoulders_c, (2.6 * a, 1.0 * b + 40), 255)
-    neck = np.array([[cx - 0.45 * a, cy + 0.5 * b], [cx + 0.45 * a, cy + 0.5 * b], [cx + 0.45 * a, cy + 1.6 * b], [cx - 0.45 * a, cy + 1.6 * b]], np.int32)
+    neck = np.array(
+        [
+            [cx - 0.45 * a, cy + 0.5 * b],
+            [cx + 0.45 * a, cy + 0.5 * b],
+            [cx + 0.45 * a, cy + 1.6 * b],
+            [cx - 0.45 * a, cy + 1.6 * b],
+        ],
+        np.int32,
+    )
     cv2.fillPoly(img, [neck], NECK)
     cv2.fillPoly(person, [neck], 255)
     ellipse(img, (cx, cy), (a, b), HAIR)
@@ -74,19 +92,31 @@ def draw_person(
     crown, chin = (cx, cy - b), (cx, cy + b)
     nose, mouth = (cx, cy + 0.35 * b), (cx, cy + 0.6 * b)
 
-    points = {"re": right_eye, "le": left_eye, "crown": crown, "chin": chin, "nose": nose, "mouth": mouth,
-              "rear": (cx - a, eye_y), "lear": (cx + a, eye_y)}
+    points = {
+        "re": right_eye,
+        "le": left_eye,
+        "crown": crown,
+        "chin": chin,
+        "nose": nose,
+        "mouth": mouth,
+        "rear": (cx - a, eye_y),
+        "lear": (cx + a, eye_y),
+    }
     if angle_deg:
         m = cv2.getRotationMatrix2D((cx, cy), angle_deg, 1.0)
         img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         person = cv2.warpAffine(person, m, (w, h), flags=cv2.INTER_LINEAR)
         points = {k: tuple(m @ np.array([p[0], p[1], 1.0])) for k, p in points.items()}
 
-    mask = cv2.resize(person.astype(np.float32) / 255.0, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(
+        person.astype(np.float32) / 255.0, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA
+    )
     keypoints = np.array([points[k] for k in ("re", "le", "nose", "mouth", "rear", "lear")], np.float32)
     box = (cx - 0.9 * a, cy - 0.6 * b, cx + 0.9 * a, cy + b)
     face = Face(box=box, score=0.95, keypoints=keypoints)
-    return Person(img, mask, face, mesh_points(points), points["crown"], points["chin"], points["re"], points["le"])
+    return Person(
+        img, mask, face, mesh_points(points), points["crown"], points["chin"], points["re"], points["le"]
+    )
 
 
 def mesh_points(points: dict[str, tuple[float, float]]) -> np.ndarray:

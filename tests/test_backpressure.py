@@ -7,7 +7,9 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from ray.data._internal.execution.backpressure_policy import ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY as POLICIES_KEY
+from ray.data._internal.execution.backpressure_policy import (
+    ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY as POLICIES_KEY,
+)
 
 from idphoto_ray.config import JobConfig
 from idphoto_ray.job.pool import photos_in_flight, plan_pool
@@ -49,12 +51,24 @@ def test_reading_waits_while_the_bound_is_reached(tmp_path, ray_local, mediapipe
     monkeypatch.setattr(PhotoQueueBackpressure, "can_add_input", recording)
     ctx = ray_local.data.DataContext.get_current()
     before = (ctx.op_resource_reservation_enabled, ctx.wait_for_min_actors_s, ctx.get_config(POLICIES_KEY))
-    summary = run_job(JobConfig(input=[str(photos)], output=str(tmp_path / "out"), device="cpu",
-                                 model="mediapipe-selfie", max_photos_in_flight=4), progress=False)
+    summary = run_job(
+        JobConfig(
+            input=[str(photos)],
+            output=str(tmp_path / "out"),
+            device="cpu",
+            model="mediapipe-selfie",
+            max_photos_in_flight=4,
+        ),
+        progress=False,
+    )
 
     assert summary.processed == n
     # a notebook's other datasets get the process's DataContext back as it was
-    assert (ctx.op_resource_reservation_enabled, ctx.wait_for_min_actors_s, ctx.get_config(POLICIES_KEY)) == before
+    assert (
+        ctx.op_resource_reservation_enabled,
+        ctx.wait_for_min_actors_s,
+        ctx.get_config(POLICIES_KEY),
+    ) == before
     assert ctx.get_config("idphoto_ray.max_photos_in_flight") is None
     assert pq.read_table(tmp_path / "out" / "manifest").num_rows == n
     assert seen, "the policy was never consulted"

@@ -26,11 +26,28 @@ def _load_benchmark():
 def test_benchmark_smoke(ray_local, tmp_path, capsys):
     bench = _load_benchmark()
     out = tmp_path / "bench.json"
-    results = bench.main([
-        "--n", "20", "--model", "mediapipe-selfie", "--batch-sizes", "4", "--working-long-side", "800",
-        "--cpu-sample", "3", "--baseline-sample", "3", "--bound-seconds", "0.5",
-        "--data-dir", str(tmp_path / "data"), "--out", str(out),
-    ])
+    results = bench.main(
+        [
+            "--n",
+            "20",
+            "--model",
+            "mediapipe-selfie",
+            "--batch-sizes",
+            "4",
+            "--working-long-side",
+            "800",
+            "--cpu-sample",
+            "3",
+            "--baseline-sample",
+            "3",
+            "--bound-seconds",
+            "0.5",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "p/limit" in printed and "mediapipe-selfie" in printed
     saved = json.loads(out.read_text())
@@ -56,17 +73,30 @@ def test_benchmark_smoke(ray_local, tmp_path, capsys):
 @pytest.mark.slow
 def test_memory_check_smoke(ray_local, tmp_path, capsys):
     bench = _load_benchmark()
-    results = bench.main([
-        "--skip-main", "--memory-check", "--memory-ns", "6,12", "--memory-repeats", "2", "--model", "mediapipe-selfie",
-        "--working-long-side", "800", "--data-dir", str(tmp_path / "data"),
-    ])
+    results = bench.main(
+        [
+            "--skip-main",
+            "--memory-check",
+            "--memory-ns",
+            "6,12",
+            "--memory-repeats",
+            "2",
+            "--model",
+            "mediapipe-selfie",
+            "--working-long-side",
+            "800",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ]
+    )
     mc = results["memory_check"]
     assert [(r["n"], r["repeat"]) for r in mc["runs"]] == [(6, 0), (12, 0), (6, 1), (12, 1)]
     assert all(r["peak_object_store_mb"] > 0 and r["peak_rss_mb"] > 0 for r in mc["runs"])
     store_6 = [r["peak_object_store_mb"] for r in mc["runs"] if r["n"] == 6]
     assert mc["means"][6]["peak_object_store_mb"] == pytest.approx(sum(store_6) / 2)
     assert mc["store_growth"] == pytest.approx(
-        mc["means"][12]["peak_object_store_mb"] / mc["means"][6]["peak_object_store_mb"] - 1.0)
+        mc["means"][12]["peak_object_store_mb"] / mc["means"][6]["peak_object_store_mb"] - 1.0
+    )
     assert mc["pass"] == all(abs(mc[k]) <= 0.10 for k in ("rss_growth", "store_growth"))
     assert "mean of the runs' peaks" in capsys.readouterr().out
 

@@ -54,7 +54,9 @@ def test_exposure_and_uneven_lighting():
     assert 100 < metrics["exposure"] < 200 and metrics["overexposed_fraction"] < 0.01
     _, flags = checks.face_quality((face * 0.1).astype(np.uint8), face.shape[1] / 2)
     assert "underexposed" in flags
-    _, flags = checks.face_quality(np.clip(face.astype(int) + 150, 0, 255).astype(np.uint8), face.shape[1] / 2)
+    _, flags = checks.face_quality(
+        np.clip(face.astype(int) + 150, 0, 255).astype(np.uint8), face.shape[1] / 2
+    )
     assert "overexposed" in flags
     shaded = face.astype(np.float32)
     shaded[:, : face.shape[1] // 2] *= 0.4
@@ -74,5 +76,7 @@ def test_face_width_rule_only_where_the_spec_has_one():
     _, flags = checks.spec_geometry(spec, crown, chin, crown + 100, w / 2, face_width=150.0)
     assert "face_width_out_of_range" in flags
     cn1 = get_spec("cn-1inch")  # no face-width rule: never flagged
-    _, flags = checks.spec_geometry(cn1, cn1.crown_target_px(), cn1.crown_target_px() + cn1.head_target_px(), 150, 147, face_width=20.0)
+    _, flags = checks.spec_geometry(
+        cn1, cn1.crown_target_px(), cn1.crown_target_px() + cn1.head_target_px(), 150, 147, face_width=20.0
+    )
     assert "face_width_out_of_range" not in flags

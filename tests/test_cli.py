@@ -17,8 +17,20 @@ def test_help_explains_every_run_flag(capsys):
         main(["run", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--input", "--output", "--config", "--spec", "--background", "--model", "--device", "--batch-size",
-                 "--concurrency", "--resume", "--limit", "--verbose"):
+    for flag in (
+        "--input",
+        "--output",
+        "--config",
+        "--spec",
+        "--background",
+        "--model",
+        "--device",
+        "--batch-size",
+        "--concurrency",
+        "--resume",
+        "--limit",
+        "--verbose",
+    ):
         assert flag in out
 
 
@@ -51,7 +63,9 @@ def test_bare_command_prints_help(argv, capsys):
 def test_flags_override_the_yaml_config(tmp_path):
     cfg = tmp_path / "job.yaml"
     cfg.write_text("input: [a]\noutput: out\nspecs: [cn-2inch]\nbatch_size: 4\n")
-    args = build_parser().parse_args(["run", "--config", str(cfg), "--batch-size", "32", "--spec", "us-passport", "--max-kb", "80"])
+    args = build_parser().parse_args(
+        ["run", "--config", str(cfg), "--batch-size", "32", "--spec", "us-passport", "--max-kb", "80"]
+    )
     config = config_from_args(args)
     assert config.batch_size == 32 and config.specs == ["us-passport"] and config.processing.max_kb == 80
     assert config.input == ["a"]
@@ -112,7 +126,9 @@ def test_models_list_marks_arch_models_and_shows_cache(mediapipe_models, capsys)
 
 
 def test_console_script_is_installed():
-    proc = subprocess.run([sys.executable, "-m", "idphoto_ray.cli", "--help"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "idphoto_ray.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "demo" in proc.stdout
 
 
@@ -131,15 +147,37 @@ def test_a_run_keeps_ray_off_the_terminal_and_its_logs_in_rays_folder(tmp_path):
     upright = sample_files()["portrait/upright.jpg"]
     (photos / "a.jpg").write_bytes(upright)
     (photos / "out" / "cn-1inch" / "white" / "a.jpg").write_bytes(upright)  # an earlier run's output
-    ray_tmp = Path(tempfile.mkdtemp(prefix="idq", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    ray_tmp = Path(
+        tempfile.mkdtemp(prefix="idq", dir="/tmp")
+    )  # short: Ray's socket paths have a length limit
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_DATA_DISABLE_PROGRESS_BARS")}
     env |= {"RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "idphoto_ray.cli", "run", "--input", "in", "--output", "in/out",
-             "--spec", "cn-1inch", "--background", "white", "--concurrency", "1",
-             "--model", "mediapipe-selfie"],  # named: `auto` adds its own one-line hint about better models
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+            [
+                sys.executable,
+                "-m",
+                "idphoto_ray.cli",
+                "run",
+                "--input",
+                "in",
+                "--output",
+                "in/out",
+                "--spec",
+                "cn-1inch",
+                "--background",
+                "white",
+                "--concurrency",
+                "1",
+                "--model",
+                "mediapipe-selfie",
+            ],  # named: `auto` adds its own one-line hint about better models
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stderr.splitlines() == [

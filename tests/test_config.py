@@ -67,4 +67,8 @@ def test_a_config_that_is_not_a_mapping(tmp_path):
 
 def test_one_string_where_a_list_is_expected_is_accepted():
     config = load_config(None, input="photos/", backgrounds="#438edb", spec_files="extra.yaml")
-    assert config.input == ["photos/"] and config.backgrounds == ["#438edb"] and config.spec_files == ["extra.yaml"]
+    assert (
+        config.input == ["photos/"]
+        and config.backgrounds == ["#438edb"]
+        and config.spec_files == ["extra.yaml"]
+    )

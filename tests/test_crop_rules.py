@@ -111,12 +111,21 @@ def test_slanted_bottom_edge_after_levelling_is_avoided_or_flagged():
     )
     plan = plan_crop(spec, crown[1], chin[1], eye[1], mid[0], frame.shape, edges)
     inside = (
-        (edges["bottom"][:, 0] > plan.x0) & (edges["bottom"][:, 0] < plan.x0 + plan.w)
-        & (edges["bottom"][:, 1] > plan.y0) & (edges["bottom"][:, 1] < plan.y0 + plan.h - 1.0 / plan.scale)
+        (edges["bottom"][:, 0] > plan.x0)
+        & (edges["bottom"][:, 0] < plan.x0 + plan.w)
+        & (edges["bottom"][:, 1] > plan.y0)
+        & (edges["bottom"][:, 1] < plan.y0 + plan.h - 1.0 / plan.scale)
     )
     assert ("body_cut" in plan.flags()) == bool(inside.any())
     cut_short = alpha[: h - 100].copy()  # a source ending at the chin: no placement avoids the cut
     cut_short[-1, 150:550] = 1.0
-    short = plan_crop(spec, crown[1], chin[1], eye[1], mid[0], frame.shape,
-                      crop_rules.person_edge_points(cut_short, frame.matrix))
+    short = plan_crop(
+        spec,
+        crown[1],
+        chin[1],
+        eye[1],
+        mid[0],
+        frame.shape,
+        crop_rules.person_edge_points(cut_short, frame.matrix),
+    )
     assert short.flags() == ["body_cut"]

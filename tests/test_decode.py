@@ -37,7 +37,12 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_rgb_jpeg_small_image_is_not_upscaled(astronaut):
@@ -112,7 +117,9 @@ def test_only_jpeg_is_decoded_at_reduced_scale(astronaut):
             decode_image(payload, cover=256)
 
 
-@pytest.mark.parametrize("size, orientation", [((4000, 3000), 1), ((3000, 4000), 1), ((4000, 3000), 6), ((300, 200), 1)])
+@pytest.mark.parametrize(
+    "size, orientation", [((4000, 3000), 1), ((3000, 4000), 1), ((4000, 3000), 6), ((300, 200), 1)]
+)
 def test_cover_decodes_just_enough_for_a_square_model_input(astronaut, size, orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -235,7 +242,9 @@ def test_not_an_image(payload):
 
 def test_pixel_guard_runs_on_the_header_before_decoding(monkeypatch):
     payload = _png_header_only(9000, 9000)  # 81 MP: over our 80 MP default, under Pillow's own limit
-    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("pixels decoded before the guard"))
+    monkeypatch.setattr(
+        ImageFile.ImageFile, "load", lambda self: pytest.fail("pixels decoded before the guard")
+    )
     assert _reason(payload) == Reason.TOO_LARGE
 
 

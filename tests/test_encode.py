@@ -100,7 +100,11 @@ def test_max_kb_unreachable_says_sizes(photo):
     with pytest.raises(PhotoError) as info:
         encode_image(photo, max_kb=2, min_quality=60)
     assert info.value.reason == Reason.MAX_KB_UNREACHABLE
-    assert "quality 60" in info.value.message and "KiB" in info.value.message and "max_kb 2" in info.value.message
+    assert (
+        "quality 60" in info.value.message
+        and "KiB" in info.value.message
+        and "max_kb 2" in info.value.message
+    )
 
 
 def test_png_max_kb_unreachable(photo):

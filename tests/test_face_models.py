@@ -169,4 +169,3 @@ def test_ensure_failure_names_model_dir_and_command(tmp_path, monkeypatch):
     message = str(err.value)
     assert "'blazeface'" in message and str(tmp_path / "mediapipe") in message
     assert "idphoto-ray models fetch blazeface" in message and "--from-wheel" in message
-

@@ -41,8 +41,14 @@ def test_actor_crash_mid_run_loses_nothing(tmp_path, ray_local, mediapipe_models
     write_samples(tmp_path / "in")
     marker = tmp_path / "crashed.pid"
     config = JobConfig(
-        input=[str(tmp_path / "in")], output=str(tmp_path / "out"), specs=["cn-1inch"], backgrounds=["white"],
-        batch_size=2, concurrency=1, device="cpu", model="mediapipe-selfie",
+        input=[str(tmp_path / "in")],
+        output=str(tmp_path / "out"),
+        specs=["cn-1inch"],
+        backgrounds=["white"],
+        batch_size=2,
+        concurrency=1,
+        device="cpu",
+        model="mediapipe-selfie",
     )
     summary = run_job(config, progress=False, segment_stage=crashing_once(3, marker))
 

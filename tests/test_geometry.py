@@ -71,9 +71,13 @@ def test_roll_sign_and_rotation_levels_the_eyes():
     # A region is the same slice of the fully warped canvas: the pipeline warps only what it reads.
     for layer, full in (("image", image), ("alpha", frame.full("alpha")), ("valid", valid)):
         part = frame.region(layer, 37, 21, 150, 190)
-        np.testing.assert_allclose(part.astype(np.float32), full[21:190, 37:150].astype(np.float32), atol=1e-4)
+        np.testing.assert_allclose(
+            part.astype(np.float32), full[21:190, 37:150].astype(np.float32), atol=1e-4
+        )
     flat = LeveledFrame.unrotated(p.image, alpha)
-    assert flat.shape == p.image.shape[:2] and np.array_equal(flat.region("image", 5, 6, 50, 60), p.image[6:60, 5:50])
+    assert flat.shape == p.image.shape[:2] and np.array_equal(
+        flat.region("image", 5, 6, 50, 60), p.image[6:60, 5:50]
+    )
 
 
 def test_yaw_is_zero_for_frontal_even_when_rolled_and_grows_with_nose_offset():
@@ -99,7 +103,9 @@ def test_crown_is_top_of_mask_in_face_columns_subpixel():
 
 def test_plan_hits_head_middle_and_spec_crown_target():
     spec = get_spec("cn-1inch")
-    plan = plan_crop(spec, crown_y=200.0, chin_y=460.0, eye_y=336.5, face_center_x=350.0, image_shape=(900, 700))
+    plan = plan_crop(
+        spec, crown_y=200.0, chin_y=460.0, eye_y=336.5, face_center_x=350.0, image_shape=(900, 700)
+    )
     head_out = 260.0 * plan.scale
     assert head_out == pytest.approx(spec.head_target_px())
     crown_out = plan.to_output(np.array([350.0, 200.0]))

@@ -56,14 +56,30 @@ def test_ray_job_submit_runs_the_job_on_a_cluster(tmp_path, mediapipe_models):
     out = tmp_path / "out"
 
     start = subprocess.run(
-        [str(ray_bin), "start", "--head", "--num-cpus=2", f"--port={_free_port()}", "--include-dashboard=true",
-         f"--dashboard-port={dashboard_port}", "--dashboard-host=127.0.0.1", f"--temp-dir={temp_dir}", "--disable-usage-stats",
-         # every port explicit and free, so this cluster can run beside the test session's own Ray
-         f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-         f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-         f"--ray-client-server-port={_free_port()}", f"--node-manager-port={_free_port()}",
-         f"--object-manager-port={_free_port()}"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--num-cpus=2",
+            f"--port={_free_port()}",
+            "--include-dashboard=true",
+            f"--dashboard-port={dashboard_port}",
+            "--dashboard-host=127.0.0.1",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+            # every port explicit and free, so this cluster can run beside the test session's own Ray
+            f"--dashboard-agent-listen-port={_free_port()}",
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+            f"--ray-client-server-port={_free_port()}",
+            f"--node-manager-port={_free_port()}",
+            f"--object-manager-port={_free_port()}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     try:
         assert start.returncode == 0, start.stderr[-2000:]
@@ -71,9 +87,29 @@ def test_ray_job_submit_runs_the_job_on_a_cluster(tmp_path, mediapipe_models):
         job_id = f"idphoto-test-{os.getpid()}"
         # The entrypoint is a shell command run with the cluster's PATH: a bare `python` is whatever that finds,
         # which is not this venv's when it is not activated. Name the interpreter.
-        cmd = [str(ray_bin), "job", "submit", address, f"--submission-id={job_id}", "--working-dir", str(REPO),
-               "--", sys.executable, "jobs/make_id_photos.py", "--input", str(photos), "--output", str(out),
-               "--spec", "cn-1inch", "--background", "white", "--concurrency", "1", "--no-progress"]
+        cmd = [
+            str(ray_bin),
+            "job",
+            "submit",
+            address,
+            f"--submission-id={job_id}",
+            "--working-dir",
+            str(REPO),
+            "--",
+            sys.executable,
+            "jobs/make_id_photos.py",
+            "--input",
+            str(photos),
+            "--output",
+            str(out),
+            "--spec",
+            "cn-1inch",
+            "--background",
+            "white",
+            "--concurrency",
+            "1",
+            "--no-progress",
+        ]
         deadline = time.monotonic() + 90
         while True:  # the dashboard agent needs a few seconds after `ray start` before it accepts jobs
             submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, cwd=REPO)
@@ -82,7 +118,13 @@ def test_ray_job_submit_runs_the_job_on_a_cluster(tmp_path, mediapipe_models):
             time.sleep(3)
         logs = submit.stdout[-3000:] + submit.stderr[-3000:]
         assert submit.returncode == 0, logs
-        status = subprocess.run([str(ray_bin), "job", "status", address, job_id], env=env, capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            [str(ray_bin), "job", "status", address, job_id],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert f"Job '{job_id}' succeeded" in status.stdout + status.stderr, status.stdout + status.stderr
     finally:
         _stop_cluster(temp_dir)

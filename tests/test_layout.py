@@ -228,10 +228,18 @@ def test_batch_job_writes_a_sheet_per_input_listed_in_its_outputs(tmp_path, ray_
     inputs.mkdir()
     (inputs / "alice.jpg").write_bytes((tmp_path / "samples" / "portrait" / "upright.jpg").read_bytes())
     (inputs / "coffee.jpg").write_bytes((tmp_path / "samples" / "bad" / "no_face_coffee.jpg").read_bytes())
-    layout = {"paper": "6inch",
-              "items": [{"spec": "cn-1inch", "copies": 4}, {"spec": "cn-2inch", "copies": 2}]}
-    config = JobConfig(input=[str(inputs)], output=str(tmp_path / "out"), specs=["cn-1inch", "cn-2inch"],
-                       backgrounds=["blue", "white"], layouts=[layout], device="cpu")
+    layout = {
+        "paper": "6inch",
+        "items": [{"spec": "cn-1inch", "copies": 4}, {"spec": "cn-2inch", "copies": 2}],
+    }
+    config = JobConfig(
+        input=[str(inputs)],
+        output=str(tmp_path / "out"),
+        specs=["cn-1inch", "cn-2inch"],
+        backgrounds=["blue", "white"],
+        layouts=[layout],
+        device="cpu",
+    )
     run_job(config, progress=False)
 
     table = pq.read_table(tmp_path / "out" / "manifest")
@@ -244,8 +252,16 @@ def test_batch_job_writes_a_sheet_per_input_listed_in_its_outputs(tmp_path, ray_
     photos = [o for o in alice["outputs"] if o["kind"] == "photo"]
     (entry,) = [o for o in alice["outputs"] if o["kind"] == "layout"]
     assert len(photos) == 4 and all(o["paper"] is None and len(o["affine"]) == 6 for o in photos)
-    assert entry == {"kind": "layout", "spec": "cn-1inch+cn-2inch", "background": "blue", "path": str(sheet),
-                     "width": 1200, "height": 1800, "bytes": sheet.stat().st_size, "affine": None,
-                     "paper": "6inch"}
+    assert entry == {
+        "kind": "layout",
+        "spec": "cn-1inch+cn-2inch",
+        "background": "blue",
+        "path": str(sheet),
+        "width": 1200,
+        "height": 1800,
+        "bytes": sheet.stat().st_size,
+        "affine": None,
+        "paper": "6inch",
+    }
     assert rows["coffee.jpg"]["status"] == "failed" and rows["coffee.jpg"]["outputs"] == []
     assert not (tmp_path / "out" / "layout" / "6inch" / "coffee.jpg").exists()

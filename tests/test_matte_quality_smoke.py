@@ -21,10 +21,22 @@ def _load():
 
 def test_matte_quality_smoke(mediapipe_models, tmp_path, capsys):
     bench = _load()
-    result = bench.main([
-        "--source", "astronaut", "--truth-model", "mediapipe-selfie", "--models", "mediapipe-selfie",
-        "--backgrounds", "2", "--cache", str(tmp_path / "cache"), "--sheets", str(tmp_path / "sheets"),
-    ])
+    result = bench.main(
+        [
+            "--source",
+            "astronaut",
+            "--truth-model",
+            "mediapipe-selfie",
+            "--models",
+            "mediapipe-selfie",
+            "--backgrounds",
+            "2",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--sheets",
+            str(tmp_path / "sheets"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "mediapipe-selfie / current" in printed and "mediapipe-selfie / improved" in printed
     assert "biased" in printed  # the truth's own model says so next to its rows
@@ -37,7 +49,9 @@ def test_matte_quality_smoke(mediapipe_models, tmp_path, capsys):
     assert max(r["mse"] for r in rows) < 0.02
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     assert sorted(p.name for p in (tmp_path / "sheets").glob("*.jpg")) == [
-        "mediapipe-selfie-current.jpg", "mediapipe-selfie-improved.jpg"]
+        "mediapipe-selfie-current.jpg",
+        "mediapipe-selfie-improved.jpg",
+    ]
 
 
 def test_devset_split_is_deterministic_and_disjoint(tmp_path):

@@ -32,8 +32,15 @@ def test_resume_keys_on_the_resolved_model(tmp_path, monkeypatch, ray_local, med
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "in" / name).write_bytes(files[name])
     out = tmp_path / "out"
-    base = dict(input=[str(tmp_path / "in")], output=str(out), specs=["cn-1inch"], backgrounds=["white"],
-                device="cpu", batch_size=2, concurrency=1)
+    base = dict(
+        input=[str(tmp_path / "in")],
+        output=str(out),
+        specs=["cn-1inch"],
+        backgrounds=["white"],
+        device="cpu",
+        batch_size=2,
+        concurrency=1,
+    )
 
     first = run_job(JobConfig(**base), progress=False)  # model: auto, the default
     info = json.loads((out / "run.json").read_text())

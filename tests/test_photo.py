@@ -55,7 +55,9 @@ def test_head_ratio_inside_spec_range_measured_on_output(spec_name):
     rgba = decode(result.outputs[0].data)
     assert rgba.shape == (spec.size_px[1], spec.size_px[0], 4)
     assert lo <= measured_head_ratio(rgba) <= hi
-    assert not {"head_size_out_of_range", "crown_margin_out_of_range", "eye_line_out_of_range"} & set(result.flags)
+    assert not {"head_size_out_of_range", "crown_margin_out_of_range", "eye_line_out_of_range"} & set(
+        result.flags
+    )
     assert decode(result.outputs[1].data).shape == (spec.size_px[1], spec.size_px[0], 3)
 
 
@@ -65,7 +67,9 @@ def test_several_specs_and_backgrounds_from_one_segmentation():
         (s, b) for s in ("cn-1inch", "cn-2inch") for b in ("blue", "white", "red")
     ]
     assert all(o.ext == "jpg" for o in result.outputs)
-    assert {"detect", "mask", "crop", "matting", "decontaminate", "compose", "encode"} <= set(result.timings_ms)
+    assert {"detect", "mask", "crop", "matting", "decontaminate", "compose", "encode"} <= set(
+        result.timings_ms
+    )
 
 
 def test_rotated_input_comes_out_level():
@@ -142,7 +146,9 @@ def test_unexpected_exception_becomes_internal_error():
         raise RuntimeError("detector exploded")
 
     person = draw_person()
-    result = process_photo(person.image, person.mask, broken, None, [get_spec("cn-1inch")], [parse_background("blue")], OPTIONS)
+    result = process_photo(
+        person.image, person.mask, broken, None, [get_spec("cn-1inch")], [parse_background("blue")], OPTIONS
+    )
     assert (result.status, result.reason) == (Status.FAILED, Reason.INTERNAL_ERROR)
     assert "detector exploded" in result.message
 

@@ -27,7 +27,9 @@ def _refused(tmp_path: Path, *argv: str, code: str | None = None) -> str:
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "idphoto_ray.cli", *argv]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
     lines = proc.stderr.splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1, proc.stderr
@@ -95,7 +97,9 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path, photos):
 
 
 def test_unknown_config_key_suggests_the_right_one(tmp_path, photos):
-    (tmp_path / "job.yaml").write_text("input: [photos]\nbackground: [white]\nprocessing: {jpg_quality: 90}\n")
+    (tmp_path / "job.yaml").write_text(
+        "input: [photos]\nbackground: [white]\nprocessing: {jpg_quality: 90}\n"
+    )
     line = _refused(tmp_path, "run", "--config", "job.yaml")
     assert "unknown key 'background' (did you mean 'backgrounds'?)" in line
     assert "unknown key 'processing.jpg_quality' (did you mean 'jpeg_quality'?)" in line
@@ -145,11 +149,13 @@ _NO_ORT = "import sys; sys.modules['onnxruntime'] = None; "
         _NO_ORT + "from idphoto_ray.cli import main; sys.exit(main(['run', '--input', 'photos']))",
         _NO_ORT + "import runpy; sys.argv = ['make_id_photos.py', '--input', 'photos']; "
         f"runpy.run_path({str(REPO / 'jobs' / 'make_id_photos.py')!r}, run_name='__main__')",
-        _NO_ORT + f"import runpy; sys.argv = ['gpu_smoke.py']; runpy.run_path({str(REPO / 'jobs' / 'gpu_smoke.py')!r}, "
+        _NO_ORT
+        + f"import runpy; sys.argv = ['gpu_smoke.py']; runpy.run_path({str(REPO / 'jobs' / 'gpu_smoke.py')!r}, "
         "run_name='__main__')",
         _NO_ORT + f"import runpy; sys.argv = ['side_by_side.py']; "
         f"runpy.run_path({str(REPO / 'jobs' / 'side_by_side.py')!r}, run_name='__main__')",
-        _NO_ORT + f"import runpy; sys.argv = ['benchmark.py']; runpy.run_path({str(REPO / 'jobs' / 'benchmark.py')!r}, "
+        _NO_ORT
+        + f"import runpy; sys.argv = ['benchmark.py']; runpy.run_path({str(REPO / 'jobs' / 'benchmark.py')!r}, "
         "run_name='__main__')",
     ],
     ids=["cli", "make_id_photos", "gpu_smoke", "side_by_side", "benchmark"],
@@ -175,7 +181,9 @@ def _touch(root: Path, *names: str) -> None:
 
 
 def test_output_inside_the_input_is_left_out_of_the_listing(tmp_path, caplog):
-    _touch(tmp_path, "a.jpg", "sub/b.png", "out/cn-1inch/blue/a.jpg", "out/_review/a.jpg", "old/_review/c.jpg")
+    _touch(
+        tmp_path, "a.jpg", "sub/b.png", "out/cn-1inch/blue/a.jpg", "out/_review/a.jpg", "old/_review/c.jpg"
+    )
     with caplog.at_level("WARNING", logger="idphoto_ray.read"):
         _, items = list_inputs([str(tmp_path)], output=str(tmp_path / "out"))
     assert sorted(i.name for i in items) == ["a", "sub/b"]

@@ -39,7 +39,9 @@ def test_glob_and_missing_input(tmp_path):
 def test_input_list_ids_name_outputs_and_are_sanitised(tmp_path):
     _touch(tmp_path, "p/1.jpg", "p/2.jpg", "p/3.jpg")
     listing = tmp_path / "staff.csv"
-    listing.write_text(f"path,id\n{tmp_path}/p/1.jpg,E-001\n{tmp_path}/p/2.jpg,../../etc/passwd\n{tmp_path}/p/3.jpg,\n")
+    listing.write_text(
+        f"path,id\n{tmp_path}/p/1.jpg,E-001\n{tmp_path}/p/2.jpg,../../etc/passwd\n{tmp_path}/p/3.jpg,\n"
+    )
     _, items = list_inputs([], input_list=str(listing))
     by_path = {i.path.rsplit("/", 1)[-1]: i for i in items}
     assert by_path["1.jpg"].name == "E-001" and by_path["1.jpg"].input_id == "E-001"

@@ -17,9 +17,14 @@ def test_require_names_every_missing_column():
     record.require({**batch, "mask": 0, "segment_ms": 0}, record.SEGMENTED, "finish")  # complete: no error
 
 
-@pytest.mark.parametrize("stage, dropped", [
-    (PrepareStage, "problem"), (SegmentStage, "model_image"), (FinishStage, "segment_error"),
-])
+@pytest.mark.parametrize(
+    "stage, dropped",
+    [
+        (PrepareStage, "problem"),
+        (SegmentStage, "model_image"),
+        (FinishStage, "segment_error"),
+    ],
+)
 def test_each_stage_checks_its_input_at_entry(stage, dropped):
     """A stage that stops producing a column fails the next stage at entry, not deep inside a photo."""
     columns = {PrepareStage: record.READ, SegmentStage: record.PREPARED, FinishStage: record.SEGMENTED}[stage]

@@ -86,7 +86,9 @@ def test_guided_filter_grey_and_colour_keep_constants_and_follow_edges():
     grey[:, 30:] = 1.0
     src = cv2.GaussianBlur(grey, (0, 0), 4)
     out = guided_filter(grey, src, 4, 1e-4)
-    assert out[30, 30] - out[30, 29] > 3 * (src[30, 30] - src[30, 29])  # the step comes back at the guide's edge
+    assert out[30, 30] - out[30, 29] > 3 * (
+        src[30, 30] - src[30, 29]
+    )  # the step comes back at the guide's edge
     colour = np.dstack([grey, 1 - grey, np.full_like(grey, 0.5)])
     out_c = guided_filter(colour, src, 4, 1e-4)
     assert out_c.shape == grey.shape and out_c[30, 30] - out_c[30, 29] > 3 * (src[30, 30] - src[30, 29])
@@ -155,9 +157,10 @@ def test_decontamination_removes_red_fringe_on_blue(method):
 
     coarse = cv2.resize(cv2.resize(disc(), (64, 64), interpolation=cv2.INTER_AREA), (240, 300))
     refined = refine_alpha_crop(observed, coarse, 5)
-    assert red_excess(composite(decontaminate(observed, refined, method), refined, blue), band) < red_excess(
-        composite(observed, refined, blue), band
-    ) - 20.0
+    assert (
+        red_excess(composite(decontaminate(observed, refined, method), refined, blue), band)
+        < red_excess(composite(observed, refined, blue), band) - 20.0
+    )
 
 
 @pytest.mark.parametrize("method", ["blur-fusion", "ml"])

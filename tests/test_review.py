@@ -363,7 +363,9 @@ def test_transparent_output_preview_shows_the_cut_out(tmp_path):
     path = tmp_path / "out.png"
     Image.fromarray(rgba, "RGBA").save(path)
     uri = _data_uri(fsspec.filesystem("file"), str(path))
-    preview = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")).astype(int)
+    preview = np.asarray(
+        Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+    ).astype(int)
     assert (preview[2, 2] > 240).all()  # white, not red
     h, w = preview.shape[:2]
     assert abs(preview[h // 2, w // 2] - np.array([30, 60, 90])).max() < 12

@@ -28,7 +28,8 @@ def s3_endpoint():
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -54,7 +55,11 @@ def test_bucket_in_bucket_out(s3_endpoint, ray_local, mediapipe_models):
     import boto3
 
     boto3.client(
-        "s3", endpoint_url=s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
     ).create_bucket(Bucket="photos")
     samples = sample_files()
     chosen = ["portrait/upright.jpg", "phone/exif_rotated.jpg", "bad/truncated.jpg"]
@@ -62,8 +67,14 @@ def test_bucket_in_bucket_out(s3_endpoint, ray_local, mediapipe_models):
         fs.pipe_file(f"photos/inbox/{name}", samples[name])
 
     config = JobConfig(
-        input=["s3://photos/inbox/"], output="s3://photos/results", storage_options=options,
-        specs=["cn-1inch"], backgrounds=["blue"], model="mediapipe-selfie", batch_size=2, concurrency=1,
+        input=["s3://photos/inbox/"],
+        output="s3://photos/results",
+        storage_options=options,
+        specs=["cn-1inch"],
+        backgrounds=["blue"],
+        model="mediapipe-selfie",
+        batch_size=2,
+        concurrency=1,
     )
     summary = run_job(config, progress=False)
     assert summary.processed == 3

@@ -1,7 +1,14 @@
 import passport_photo_specs_data as ppsd
 import pytest
 
-from idphoto_ray.specs import BUILTIN_SPECS, _display_width, all_specs, format_specs_table, get_spec, load_spec_file
+from idphoto_ray.specs import (
+    BUILTIN_SPECS,
+    _display_width,
+    all_specs,
+    format_specs_table,
+    get_spec,
+    load_spec_file,
+)
 
 REQUIRED = {
     "cn-1inch": (25, 35, 295, 413),
@@ -107,8 +114,10 @@ def test_user_specs_yaml_mapping_and_list(tmp_path):
         "cn-1inch:\n  width_mm: 25\n  height_mm: 35\n  head_min_mm: 22\n  head_max_mm: 24\n"
     )
     listed = tmp_path / "l.yaml"
-    listed.write_text("- name: xuexin\n  width_mm: 40.64\n  height_mm: 54.19\n  width_px: 480\n  height_px: 640\n"
-                      "  head_min_mm: 30\n  head_max_mm: 40\n")
+    listed.write_text(
+        "- name: xuexin\n  width_mm: 40.64\n  height_mm: 54.19\n  width_px: 480\n  height_px: 640\n"
+        "  head_min_mm: 30\n  head_max_mm: 40\n"
+    )
     user = load_spec_file(mapping)
     assert set(user) == {"exam", "cn-1inch"} and user["exam"].size_px == (354, 472)
     assert get_spec("cn-1inch", user).head_min_mm == 22  # user overrides built-in
@@ -122,12 +131,18 @@ def test_user_specs_yaml_mapping_and_list(tmp_path):
     "text, match",
     [
         ("- name: bad\n  width_mm: 30\n  height_mm: 40\n  head_min_mm: 30\n  head_max_mm: 20\n", "'bad'"),
-        ("- name: typo\n  width_mm: 30\n  height_mm: 40\n  head_min_mm: 2\n  head_max_mm: 3\n  dpii: 3\n", "dpii"),
+        (
+            "- name: typo\n  width_mm: 30\n  height_mm: 40\n  head_min_mm: 2\n  head_max_mm: 3\n  dpii: 3\n",
+            "dpii",
+        ),
         ("odd:\n  name: other\n  width_mm: 30\n", "'odd'"),
         ("just a string", "list or mapping"),
         ("- 12\n", "#1"),
-        ("- {name: a, width_mm: 1, height_mm: 2, head_min_mm: 1, head_max_mm: 1}\n"
-         "- {name: a, width_mm: 1, height_mm: 2, head_min_mm: 1, head_max_mm: 1}\n", "twice"),
+        (
+            "- {name: a, width_mm: 1, height_mm: 2, head_min_mm: 1, head_max_mm: 1}\n"
+            "- {name: a, width_mm: 1, height_mm: 2, head_min_mm: 1, head_max_mm: 1}\n",
+            "twice",
+        ),
         ("a: [1, 2\n", "cannot read"),
     ],
 )

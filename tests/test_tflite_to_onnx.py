@@ -144,7 +144,7 @@ def test_full_range_detector_matches_litert_on_group_photo(models):
         pytest.skip("development portraits not present")
     source, session = models["blazeface-full"]
     rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    x = (cv2.resize(rgb, (192, 192), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 127.5 - 1.0)
+    x = cv2.resize(rgb, (192, 192), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 127.5 - 1.0
     ref, got = _run_litert(_interpreter("blazeface-full", source), x), _run_onnx(session, x)
     for key, expected in ref.items():
         assert np.allclose(got[key], expected, atol=TOL, rtol=0)

@@ -26,8 +26,10 @@ def _table_rows(heading_start: str) -> list[tuple[str, str]]:
     return rows
 
 
-@pytest.mark.parametrize("enum, heading", [(Reason, "Failure reasons ("), (Flag, "Review flags ("),
-                                            (ReadProblem, "Read problems (")])
+@pytest.mark.parametrize(
+    "enum, heading",
+    [(Reason, "Failure reasons ("), (Flag, "Review flags ("), (ReadProblem, "Read problems (")],
+)
 def test_readme_table_matches_the_enum(enum, heading):
     expected = [(m.value, m.doc) for m in enum]
     assert _table_rows(heading) == expected, "regenerate the README table from idphoto_ray/types.py"
@@ -45,4 +47,8 @@ def test_readme_timings_struct_lists_the_timing_stages():
 
 
 def test_members_are_their_strings():
-    assert Reason.READ_ERROR == "read_error" and str(Flag.BLURRY) == "blurry" and Flag("upscaled") is Flag.UPSCALED
+    assert (
+        Reason.READ_ERROR == "read_error"
+        and str(Flag.BLURRY) == "blurry"
+        and Flag("upscaled") is Flag.UPSCALED
+    )

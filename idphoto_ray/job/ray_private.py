@@ -27,8 +27,12 @@ except ImportError:  # pragma: no cover - depends on the installed Ray
 
 _IN_FLIGHT_KEY = "idphoto_ray.max_photos_in_flight"
 #: Public DataContext attributes run_job sets; saved and restored with the policy list.
-_JOB_SETTINGS = ("enable_progress_bars", "execution_no_progress_timeout_s", "wait_for_min_actors_s",
-                 "op_resource_reservation_enabled")
+_JOB_SETTINGS = (
+    "enable_progress_bars",
+    "execution_no_progress_timeout_s",
+    "wait_for_min_actors_s",
+    "op_resource_reservation_enabled",
+)
 
 
 class PhotoQueueBackpressure(BackpressurePolicy):
@@ -45,8 +49,9 @@ class PhotoQueueBackpressure(BackpressurePolicy):
         super().__init__(data_context, topology, resource_manager)
         self._cap, self._per_read = data_context.get_config(_IN_FLIGHT_KEY) or (0, 0)
         ops = list(topology)
-        self._readers = [op for op in ops
-                         if any(isinstance(dep, InputDataBuffer) for dep in op.input_dependencies)]
+        self._readers = [
+            op for op in ops if any(isinstance(dep, InputDataBuffer) for dep in op.input_dependencies)
+        ]
         self._sinks = [op for op in ops if not op.output_dependencies]
 
     @property
@@ -83,8 +88,10 @@ class JobContext:
     def bound_photos(self, cap: int, photos_per_read: int) -> None:
         """Adds the photo-count policy to Ray Data's own (they all must agree before a read starts)."""
         if InputDataBuffer is None:
-            log.warning("this Ray has no backpressure-policy interface where idphoto-ray expects it: memory "
-                        "is bounded by Ray Data's object-store budget only (set object_store_limit_mb)")
+            log.warning(
+                "this Ray has no backpressure-policy interface where idphoto-ray expects it: memory "
+                "is bounded by Ray Data's object-store budget only (set object_store_limit_mb)"
+            )
             return
         key = ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY
         policies = list(self.ctx.get_config(key, ENABLED_BACKPRESSURE_POLICIES))

@@ -62,8 +62,10 @@ def require(batch: Mapping[str, Any], columns: Mapping[str, str], stage: str) ->
     """Raise RecordError naming the declared columns `batch` lacks."""
     missing = [name for name in columns if name not in batch]
     if missing:
-        raise RecordError(f"{stage} stage: batch lacks column(s) {', '.join(missing)} "
-                          f"(has: {', '.join(sorted(batch))}); see idphoto_ray/job/record.py")
+        raise RecordError(
+            f"{stage} stage: batch lacks column(s) {', '.join(missing)} "
+            f"(has: {', '.join(sorted(batch))}); see idphoto_ray/job/record.py"
+        )
 
 
 def ready(batch: Mapping[str, Any], i: int) -> bool:

@@ -103,8 +103,17 @@ def input_filesystem(items: list[InputItem], protocol: str, storage_options: dic
 
 
 def _package_versions() -> dict[str, str]:
-    names = ("idphoto-ray", "ray", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow",
-             "opencv-python-headless", "pyarrow", "rembg")
+    names = (
+        "idphoto-ray",
+        "ray",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "numpy",
+        "pillow",
+        "opencv-python-headless",
+        "pyarrow",
+        "rembg",
+    )
     versions = {}
     for name in names:
         try:
@@ -142,8 +151,10 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     listing = list_inputs_detailed(config.input, config.input_list, config.storage_options, config.output)
     protocol, items = listing.protocol, listing.items
     if not items:
-        raise ValueError(f"no image files found in {config.input or config.input_list}"
-                         + (f" ({listing_line})" if (listing_line := skipped_line(listing.skipped)) else ""))
+        raise ValueError(
+            f"no image files found in {config.input or config.input_list}"
+            + (f" ({listing_line})" if (listing_line := skipped_line(listing.skipped)) else "")
+        )
     config, models = resolve_job_models(config)  # `auto` → a model name; weights hashed into config_hash
     config_hash = config.config_hash(models.sha256["segmenter"])
     out_uri = out_root if is_local(out_fs) else out_fs.unstrip_protocol(out_root)
@@ -170,7 +181,8 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         if config.object_store_limit_mb:
             ctx.op_resource_reservation_enabled = True
             ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
-                object_store_memory=config.object_store_limit_mb * 2**20)
+                object_store_memory=config.object_store_limit_mb * 2**20
+            )
         else:
             # Ray Data reserves whole CPUs for operators upstream first: on a 2-CPU node reading and preparing
             # held both and finishing could not start until every file was read. The photo bound below keeps
@@ -187,30 +199,54 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         blocks = max(1, min(len(items), max(2 * cpus, len(items) // 16)))
         job.bound_photos(photos_in_flight(config, cpus, pool), -(-len(items) // blocks))
         ds = ray.data.from_items(
-            [{"path": it.path, "input_id": it.input_id, "name": it.name, "uri": it.uri, "problem": it.problem}
-             for it in items], override_num_blocks=blocks)
-        prepare = as_tasks(PrepareStage, done_ref=ray.put(done), options=config.processing,
-                           model_size=seg_info.preprocess.input_size,
-                           filesystem=input_filesystem(items, protocol, config.storage_options))
+            [
+                {
+                    "path": it.path,
+                    "input_id": it.input_id,
+                    "name": it.name,
+                    "uri": it.uri,
+                    "problem": it.problem,
+                }
+                for it in items
+            ],
+            override_num_blocks=blocks,
+        )
+        prepare = as_tasks(
+            PrepareStage,
+            done_ref=ray.put(done),
+            options=config.processing,
+            model_size=seg_info.preprocess.input_size,
+            filesystem=input_filesystem(items, protocol, config.storage_options),
+        )
         ds = ds.map_batches(prepare, batch_size=8, batch_format="numpy")
         seg_kwargs: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
         if pool.gpus_per_actor:
             seg_kwargs["num_gpus"] = pool.gpus_per_actor
         ds = ds.map_batches(
             segment_stage,
-            fn_constructor_kwargs={"model_ref": model_refs["segmenter"], "info": seg_info,
-                                   "device": config.device, "threads": pool.threads,
-                                   "tensorrt": config.tensorrt},
+            fn_constructor_kwargs={
+                "model_ref": model_refs["segmenter"],
+                "info": seg_info,
+                "device": config.device,
+                "threads": pool.threads,
+                "tensorrt": config.tensorrt,
+            },
             compute=ray.data.ActorPoolStrategy(size=pool.actors, max_tasks_in_flight_per_actor=2),
             batch_size=pool.batch_size,
             batch_format="numpy",
             **seg_kwargs,
         )
         finish = as_tasks(
-            FinishStage, face_refs=[model_refs[PIPELINE_DETECTOR], model_refs["face-mesh"]],
-            specs=[specs[name] for name in config.specs], backgrounds=list(config.backgrounds),
-            options=config.processing, output_root=out_root, output_protocol=protocol_of(out_fs),
-            storage_options=config.storage_options, run_id=run_id, config_hash=config_hash,
+            FinishStage,
+            face_refs=[model_refs[PIPELINE_DETECTOR], model_refs["face-mesh"]],
+            specs=[specs[name] for name in config.specs],
+            backgrounds=list(config.backgrounds),
+            options=config.processing,
+            output_root=out_root,
+            output_protocol=protocol_of(out_fs),
+            storage_options=config.storage_options,
+            run_id=run_id,
+            config_hash=config_hash,
             sheet_plans=sheet_plans,
         )
         ds = ds.map_batches(finish, batch_size=4, batch_format="numpy")
@@ -219,8 +255,9 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     table = read_parts(manifest_dir, SCHEMA, out_fs)
     this_run = table.filter(pc.equal(table.column("run_id"), run_id))
     wall_s = time.perf_counter() - started
-    summary = _summarise(run_id, config.output, len(items), len(items) - this_run.num_rows, this_run, wall_s,
-                         manifest_dir)
+    summary = _summarise(
+        run_id, config.output, len(items), len(items) - this_run.num_rows, this_run, wall_s, manifest_dir
+    )
     summary.skipped_files = dict(listing.skipped)
     summary.stats = ds.stats()
     try:
@@ -231,9 +268,13 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             "config_hash": config_hash,
             "models": models.record(),
             "packages": _package_versions(),
-            "pool": {"segment_actors": pool.actors, "intra_op_threads": pool.threads,
-                     "gpus_per_actor": pool.gpus_per_actor, "cpus_per_actor": pool.cpus_per_actor,
-                     "batch_size": pool.batch_size},
+            "pool": {
+                "segment_actors": pool.actors,
+                "intra_op_threads": pool.threads,
+                "gpus_per_actor": pool.gpus_per_actor,
+                "cpus_per_actor": pool.cpus_per_actor,
+                "batch_size": pool.batch_size,
+            },
             "listed": summary.listed,
             "skipped": summary.skipped,
             "skipped_files": summary.skipped_files,
@@ -248,13 +289,16 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         write_run_record(out_fs, out_root, run_id, run_info, config.storage_options)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise OutputFull(f"output disk full: {out_root} ({exc.strerror}); free space and run again "
-                             "with --resume") from exc
+            raise OutputFull(
+                f"output disk full: {out_root} ({exc.strerror}); free space and run again with --resume"
+            ) from exc
         raise
     full = [m for m in this_run.column("message").to_pylist() if m and _NO_SPACE in m]
     if full:
-        raise OutputFull(f"output disk full: {out_root}; {len(full)} photo(s) could not be written (rows say "
-                         "write_error); free space and run again with --resume")
+        raise OutputFull(
+            f"output disk full: {out_root}; {len(full)} photo(s) could not be written (rows say "
+            "write_error); free space and run again with --resume"
+        )
     return summary
 
 
@@ -266,8 +310,17 @@ class OutputFull(RuntimeError):
 _NO_SPACE = f"[Errno {errno.ENOSPC}]"
 
 
-def _write_manifest(ds: Any, out_fs: Any, out_root: str, out_uri: str, manifest_dir: str, run_id: str,
-                    config: JobConfig, items: list[InputItem], secrets: set[str]) -> None:
+def _write_manifest(
+    ds: Any,
+    out_fs: Any,
+    out_root: str,
+    out_uri: str,
+    manifest_dir: str,
+    run_id: str,
+    config: JobConfig,
+    items: list[InputItem],
+    secrets: set[str],
+) -> None:
     """Stream the finished rows to whole parts on the driver (rows are small: no pixels).
 
     Ray's write_parquet left a torn part on a full disk and no row for photos already written. Here a part
@@ -275,8 +328,9 @@ def _write_manifest(ds: Any, out_fs: Any, out_root: str, out_uri: str, manifest_
     this run that no readable row points at, so the next run with room makes them again. An interrupted
     run (Ctrl-C) writes the rows it holds before it stops.
     """
-    writer = PartWriter(out_fs, manifest_dir, run_id, SCHEMA,
-                        on_failed_rows=lambda rows: _remove_outputs(out_fs, rows))
+    writer = PartWriter(
+        out_fs, manifest_dir, run_id, SCHEMA, on_failed_rows=lambda rows: _remove_outputs(out_fs, rows)
+    )
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             writer.add(_scrub_messages(batch, secrets))
@@ -284,8 +338,10 @@ def _write_manifest(ds: Any, out_fs: Any, out_root: str, out_uri: str, manifest_
     except ManifestWriteError as exc:
         _remove_unrecorded(out_fs, out_root, out_uri, manifest_dir, config, items)
         if exc.errno == errno.ENOSPC:
-            raise OutputFull(f"output disk full: {out_root} (manifest part not written; outputs without a "
-                             "row removed); free space and run again with --resume") from exc
+            raise OutputFull(
+                f"output disk full: {out_root} (manifest part not written; outputs without a "
+                "row removed); free space and run again with --resume"
+            ) from exc
         raise OutputFull(f"{exc}; outputs without a row removed; fix it and run again with --resume") from exc
     except BaseException:  # Ctrl-C, a failed stage: keep the rows of the photos already made
         with contextlib.suppress(Exception):
@@ -311,12 +367,16 @@ def _remove_outputs(fs: Any, rows: pa.Table) -> None:
                 pass
 
 
-def _remove_unrecorded(fs: Any, out_root: str, out_uri: str, manifest_dir: str, config: JobConfig,
-                       items: list[InputItem]) -> None:
+def _remove_unrecorded(
+    fs: Any, out_root: str, out_uri: str, manifest_dir: str, config: JobConfig, items: list[InputItem]
+) -> None:
     """Remove this run's outputs that no readable manifest row points at (best effort)."""
     try:
-        recorded = {o["path"] for outs in read_parts(manifest_dir, SCHEMA, fs).column("outputs").to_pylist()
-                    for o in outs or []}
+        recorded = {
+            o["path"]
+            for outs in read_parts(manifest_dir, SCHEMA, fs).column("outputs").to_pylist()
+            for o in outs or []
+        }
     except OSError:
         return
     names = {it.name for it in items}
@@ -328,7 +388,7 @@ def _remove_unrecorded(fs: Any, out_root: str, out_uri: str, manifest_dir: str, 
             except (FileNotFoundError, OSError):
                 continue
             for path in found:
-                rel = path[len(folder) + 1:]
+                rel = path[len(folder) + 1 :]
                 stem = rel.rpartition(".")[0] or rel
                 uri = path if is_local(fs) else fs.unstrip_protocol(path)
                 if stem in names and uri not in recorded:
@@ -338,8 +398,9 @@ def _remove_unrecorded(fs: Any, out_root: str, out_uri: str, manifest_dir: str, 
                         pass
 
 
-def _write_review_page(table: pa.Table, out_fs: Any, out_root: str, out_uri: str, items: list[InputItem],
-                       config: JobConfig) -> str:
+def _write_review_page(
+    table: pa.Table, out_fs: Any, out_root: str, out_uri: str, items: list[InputItem], config: JobConfig
+) -> str:
     """review.html from the whole manifest: the latest row of every input of every run into this output.
 
     Runs side by side (the service starts jobs into shared outputs) each rebuild it from the manifest, so
@@ -355,8 +416,9 @@ def _write_review_page(table: pa.Table, out_fs: Any, out_root: str, out_uri: str
     return review_path
 
 
-def _summarise(run_id: str, output: str, listed: int, skipped: int, rows: pa.Table, wall_s: float,
-               manifest_dir: str) -> RunSummary:
+def _summarise(
+    run_id: str, output: str, listed: int, skipped: int, rows: pa.Table, wall_s: float, manifest_dir: str
+) -> RunSummary:
     counts: dict[str, int] = {}
     reasons: dict[str, int] = {}
     flags: dict[str, int] = {}
@@ -368,5 +430,15 @@ def _summarise(run_id: str, output: str, listed: int, skipped: int, rows: pa.Tab
             reasons[reason] = reasons.get(reason, 0) + 1
         for flag in row_flags or []:
             flags[flag] = flags.get(flag, 0) + 1
-    return RunSummary(run_id=run_id, output=output, listed=listed, skipped=skipped, processed=rows.num_rows,
-                      wall_s=wall_s, counts=counts, reasons=reasons, flags=flags, manifest_dir=manifest_dir)
+    return RunSummary(
+        run_id=run_id,
+        output=output,
+        listed=listed,
+        skipped=skipped,
+        processed=rows.num_rows,
+        wall_s=wall_s,
+        counts=counts,
+        reasons=reasons,
+        flags=flags,
+        manifest_dir=manifest_dir,
+    )

@@ -79,14 +79,21 @@ class PrepareStage:
         record.require(batch, record.READ, "prepare")
         n = len(batch["path"])
         out: dict[str, np.ndarray] = {
-            "input_path": np.empty(n, dtype=object), "input_id": np.empty(n, dtype=object),
-            "name": np.empty(n, dtype=object), "input_bytes": np.zeros(n, dtype=np.int64),
-            "input_sha256": np.full(n, "", dtype=object), "skip": np.zeros(n, dtype=bool),
-            "width": np.zeros(n, dtype=np.int32), "height": np.zeros(n, dtype=np.int32),
-            "reason": np.full(n, "", dtype=object), "message": np.full(n, "", dtype=object),
-            "decode_ms": np.zeros(n), "data": np.full(n, b"", dtype=object),
+            "input_path": np.empty(n, dtype=object),
+            "input_id": np.empty(n, dtype=object),
+            "name": np.empty(n, dtype=object),
+            "input_bytes": np.zeros(n, dtype=np.int64),
+            "input_sha256": np.full(n, "", dtype=object),
+            "skip": np.zeros(n, dtype=bool),
+            "width": np.zeros(n, dtype=np.int32),
+            "height": np.zeros(n, dtype=np.int32),
+            "reason": np.full(n, "", dtype=object),
+            "message": np.full(n, "", dtype=object),
+            "decode_ms": np.zeros(n),
+            "data": np.full(n, b"", dtype=object),
             "working": np.empty(n, dtype=object),
-            "scale": np.ones(n), "model_image": np.zeros((n, self.size, self.size, 3), dtype=np.uint8),
+            "scale": np.ones(n),
+            "model_image": np.zeros((n, self.size, self.size, 3), dtype=np.uint8),
         }
         for i in range(n):
             out["input_path"][i] = str(batch["uri"][i])
@@ -160,17 +167,28 @@ class SegmentStage:
 class FinishStage:
     """Detect, landmarks, refine, geometry, compose, encode, print sheets, write; one row per input."""
 
-    def __init__(self, face_refs: list, specs: list, backgrounds: list[str], options: Any, output_root: str,
-                 output_protocol: str, storage_options: dict, run_id: str, config_hash: str,
-                 sheet_plans: list | None = None) -> None:
+    def __init__(
+        self,
+        face_refs: list,
+        specs: list,
+        backgrounds: list[str],
+        options: Any,
+        output_root: str,
+        output_protocol: str,
+        storage_options: dict,
+        run_id: str,
+        config_hash: str,
+        sheet_plans: list | None = None,
+    ) -> None:
         import fsspec
 
         from idphoto_ray.photo_path import PhotoPath
 
         tune_worker_process()
         blazeface, face_mesh = ray.get(face_refs)
-        self.path = PhotoPath.load(specs, backgrounds, options, blazeface=blazeface, face_mesh=face_mesh,
-                                   plans=sheet_plans or ())
+        self.path = PhotoPath.load(
+            specs, backgrounds, options, blazeface=blazeface, face_mesh=face_mesh, plans=sheet_plans or ()
+        )
         self.root = output_root
         local = output_protocol in ("file", "local")
         self.fs = fsspec.filesystem(output_protocol, **({} if local else storage_options))
@@ -182,9 +200,14 @@ class FinishStage:
         for i in range(len(batch["input_path"])):
             if batch["skip"][i]:
                 continue
-            row = manifest.new_row(str(batch["input_path"][i]), str(batch["input_id"][i]),
-                                   int(batch["input_bytes"][i]), str(batch["input_sha256"][i]),
-                                   self.run_id, self.config_hash)
+            row = manifest.new_row(
+                str(batch["input_path"][i]),
+                str(batch["input_id"][i]),
+                int(batch["input_bytes"][i]),
+                str(batch["input_sha256"][i]),
+                self.run_id,
+                self.config_hash,
+            )
             if not row["input_sha256"]:  # never read (read_error): no size, no hash
                 row["input_bytes"] = row["input_sha256"] = None
             try:
@@ -199,15 +222,21 @@ class FinishStage:
         from idphoto_ray.review import write_thumbnail
 
         width, height = int(batch["width"][i]), int(batch["height"][i])
-        prepared = Prepared(np.zeros(0, np.uint8), (width or None, height or None), bytes(batch["data"][i]),
-                            batch["working"][i], float(batch["scale"][i]),
-                            {Step.DECODE.value: float(batch["decode_ms"][i])})
+        prepared = Prepared(
+            np.zeros(0, np.uint8),
+            (width or None, height or None),
+            bytes(batch["data"][i]),
+            batch["working"][i],
+            float(batch["scale"][i]),
+            {Step.DECODE.value: float(batch["decode_ms"][i])},
+        )
         if batch["reason"][i]:
             manifest.fail(row, Reason(batch["reason"][i]), str(batch["message"][i]))
             manifest.add_time(row, Step.DECODE, prepared.timings_ms[Step.DECODE.value])
             return
-        finished = self.path.finish_row(row, prepared, batch["mask"][i], float(batch["segment_ms"][i]),
-                                        str(batch["segment_error"][i]))
+        finished = self.path.finish_row(
+            row, prepared, batch["mask"][i], float(batch["segment_ms"][i]), str(batch["segment_error"][i])
+        )
         name = str(batch["name"][i])
         if finished.image is not None:
             try:
@@ -219,8 +248,9 @@ class FinishStage:
         started = time.perf_counter()
         try:
             written = write_outputs(self.fs, self.root, name, finished.files)
-            row["outputs"] = [manifest.entry_for(self._uri(path), item, finished.scale)
-                              for path, item in written]
+            row["outputs"] = [
+                manifest.entry_for(self._uri(path), item, finished.scale) for path, item in written
+            ]
         except OSError as exc:  # message names the path (write_outputs): full disk, read-only, name too long
             manifest.fail(row, Reason.WRITE_ERROR, str(exc))
         manifest.add_time(row, Step.WRITE, (time.perf_counter() - started) * 1000)

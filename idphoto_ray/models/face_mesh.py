@@ -85,8 +85,10 @@ class FaceMeshLandmarker:
             return []
         size = (INPUT_SIZE, INPUT_SIZE)
         crops = np.stack(
-            [cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-             for m in affines]
+            [
+                cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                for m in affines
+            ]
         )
         points, logits = self._run(crops)
         results = []

@@ -24,9 +24,18 @@ log = logging.getLogger(__name__)
 
 MEDIAPIPE_VERSION = "0.10.14"
 PIP_DOWNLOAD_ARGS = (
-    "download", f"mediapipe=={MEDIAPIPE_VERSION}", "--no-deps", "--only-binary=:all:",
-    "--platform", "manylinux_2_17_x86_64", "--python-version", "311",
-    "--implementation", "cp", "--abi", "cp311",
+    "download",
+    f"mediapipe=={MEDIAPIPE_VERSION}",
+    "--no-deps",
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--python-version",
+    "311",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
 )
 
 
@@ -183,7 +192,10 @@ def ensure(name: str, home: Path | None = None) -> Path:
         return path
     log.warning(
         "model %s is not cached in %s; fetching mediapipe==%s from PyPI once (pre-stage with `%s`)",
-        name, path.parent, MEDIAPIPE_VERSION, prestage_command(name),
+        name,
+        path.parent,
+        MEDIAPIPE_VERSION,
+        prestage_command(name),
     )
     try:
         return fetch([name], home=home)[name]
@@ -192,4 +204,3 @@ def ensure(name: str, home: Path | None = None) -> Path:
             f"model {name!r} is not available: {exc}. Cache dir: {path.parent}. "
             f"Pre-stage it with `{prestage_command(name)}`."
         ) from exc
-

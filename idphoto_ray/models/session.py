@@ -76,7 +76,10 @@ def create_session(
     providers = providers_for(device, tensorrt, trt_cache_dir)
     source = model if isinstance(model, bytes) else str(model)
     session = ort.InferenceSession(source, sess_options=opts, providers=providers)
-    if device == "cuda" and session.get_providers()[0] not in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+    if device == "cuda" and session.get_providers()[0] not in (
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+    ):
         missing = _missing_cuda_library()
         cause = f"cannot load {missing}" if missing else "the CUDA provider failed to initialise"
         raise DeviceError(

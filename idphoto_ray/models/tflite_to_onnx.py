@@ -150,7 +150,9 @@ class _Converter:
             value = value.transpose(_TO_NCHW)
         elif other_rank == 4 and value.ndim in (1, 3) and value.size > 1:
             if value.ndim == 3 and value.shape[:2] != (1, 1):
-                raise UnsupportedTFLite(f"rank-3 constant of shape {value.shape} is not a per-channel (1, 1, C) operand")
+                raise UnsupportedTFLite(
+                    f"rank-3 constant of shape {value.shape} is not a per-channel (1, 1, C) operand"
+                )
             value = value.reshape(-1, 1, 1)
         return self.initializer(value, self.name(idx) + "_const")
 
@@ -219,8 +221,14 @@ class _Converter:
             inputs.append(self.initializer(bias, self.name(ins[2]) + "_bias"))
         out = self.activated(outs[0], opts.FusedActivationFunction())
         self.add(
-            "Conv", inputs, [out], kernel_shape=[kh, kw], strides=list(stride), dilations=list(dilation),
-            pads=[pt, pl, pb, pr], group=group,
+            "Conv",
+            inputs,
+            [out],
+            kernel_shape=[kh, kw],
+            strides=list(stride),
+            dilations=list(dilation),
+            pads=[pt, pl, pb, pr],
+            group=group,
         )
 
     def op_conv_2d(self, op: tflite.Operator, ins: list[int], outs: list[int]) -> None:
@@ -248,7 +256,8 @@ class _Converter:
             "ConvTranspose",
             [self.name(ins[0]), self.initializer(kernel, self.name(ins[1]) + "_iohw"), bias],
             [self.name(outs[0])],
-            kernel_shape=[kh, kw], strides=[stride_h, stride_w],
+            kernel_shape=[kh, kw],
+            strides=[stride_h, stride_w],
             pads=[pads[0][0], pads[1][0], pads[0][1], pads[1][1]],
         )
 
@@ -263,8 +272,13 @@ class _Converter:
         extra = {"count_include_pad": 0} if onnx_op == "AveragePool" else {}
         out = self.activated(outs[0], opts.FusedActivationFunction())
         self.add(
-            onnx_op, [self.name(ins[0])], [out], kernel_shape=[kh, kw], strides=[sh, sw],
-            pads=[pt, pl, pb, pr], **extra,
+            onnx_op,
+            [self.name(ins[0])],
+            [out],
+            kernel_shape=[kh, kw],
+            strides=[sh, sw],
+            pads=[pt, pl, pb, pr],
+            **extra,
         )
 
     def op_average_pool_2d(self, op: tflite.Operator, ins: list[int], outs: list[int]) -> None:
@@ -312,7 +326,10 @@ class _Converter:
         _, oh, ow, _ = self.shape(outs[0])
         scales = self.initializer(np.array([1.0, 1.0, oh / h, ow / w], np.float32), "resize_scales")
         self.add(
-            "Resize", [self.name(ins[0]), "", scales], [self.name(outs[0])], mode="linear",
+            "Resize",
+            [self.name(ins[0]), "", scales],
+            [self.name(outs[0])],
+            mode="linear",
             coordinate_transformation_mode=mode,
         )
 
@@ -453,4 +470,3 @@ def list_ops(tflite_bytes: bytes) -> dict[str, int]:
 def convert_tflite(tflite_bytes: bytes) -> onnx.ModelProto:
     """Convert a float (fp32/fp16-weight) TFLite model to an NCHW ONNX model with a dynamic batch."""
     return _Converter(tflite_bytes).convert()
-

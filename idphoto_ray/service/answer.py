@@ -46,8 +46,12 @@ def answer(
         "reason_text": Reason(reason).doc if reason else None,
         "message": row["message"],
         "flags": [{"flag": f, "text": Flag(f).doc} for f in row["flags"] or []],
-        "input": None if not row["width"] else {
-            "width": row["width"], "height": row["height"], "bytes": row["input_bytes"],
+        "input": None
+        if not row["width"]
+        else {
+            "width": row["width"],
+            "height": row["height"],
+            "bytes": row["input_bytes"],
             "sha256": row["input_sha256"],
         },
         "checks": {k: row[k] for k in manifest.METRIC_COLUMNS if row[k] is not None},
