@@ -169,7 +169,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+            print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=False)) + "  " + r[5])
         for alias, target in registry.ALIASES.items():
             print(f"{alias} = {target}")
         print(

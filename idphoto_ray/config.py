@@ -175,7 +175,7 @@ class JobConfig(BaseModel):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _check(self) -> "JobConfig":
+    def _check(self) -> JobConfig:
         if self.model_uri and self.preprocess is None:
             raise ValueError(
                 "model_uri needs a `preprocess` block (input_size, scale, mean, std) describing the model"

@@ -9,7 +9,6 @@ from idphoto_ray.config import JobConfig
 from idphoto_ray.job.run import RunSummary, run_job
 from idphoto_ray.samples import write_samples
 
-
 #: The Chinese 1寸 and 2寸 formats. Passport specs require a closed mouth and the only bundled portrait
 #: smiles with teeth, so with a passport spec every demo photo would be `needs_review` (mouth_open) and a
 #: newcomer would never see what `ok` looks like.

@@ -227,7 +227,7 @@ class LeveledFrame:
     @classmethod
     def level(
         cls, image: np.ndarray, alpha: np.ndarray, center: tuple[float, float], angle_deg: float
-    ) -> "LeveledFrame":
+    ) -> LeveledFrame:
         """Rotate counter-clockwise (as displayed) by angle_deg about center, on a canvas that clips nothing.
 
         To level an eye line with roll r, use angle_deg = r.
@@ -244,7 +244,7 @@ class LeveledFrame:
         return cls(image, alpha, m, (int(max_xy[1] - min_xy[1]), int(max_xy[0] - min_xy[0])), True)
 
     @classmethod
-    def unrotated(cls, image: np.ndarray, alpha: np.ndarray) -> "LeveledFrame":
+    def unrotated(cls, image: np.ndarray, alpha: np.ndarray) -> LeveledFrame:
         h, w = image.shape[:2]
         if alpha.shape[:2] != (h, w):
             raise ValueError(f"alpha {alpha.shape[:2]} does not match image {(h, w)}")

@@ -172,7 +172,7 @@ def _run(
         faces = detector([image])[0]
     metrics["face_count"] = len(faces)
     face = select_subject(faces, image.shape, options.multiple_face_ratio)
-    metrics["face_box"] = dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in face.box)))
+    metrics["face_box"] = dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in face.box), strict=False))
 
     landmarks = None
     if landmarker is not None:

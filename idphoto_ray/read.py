@@ -149,7 +149,7 @@ def _read_input_list(uri: str, storage_options: dict[str, Any] | None) -> list[t
     duplicated = [i for i, n in Counter(i for i in ids if i is not None).items() if n > 1]
     if duplicated:
         raise ValueError(f"input list {uri!r} repeats ids: {', '.join(sorted(duplicated)[:10])}")
-    return list(zip(paths, ids))
+    return list(zip(paths, ids, strict=False))
 
 
 def list_inputs(

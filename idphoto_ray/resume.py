@@ -30,7 +30,7 @@ def done_inputs(table: pa.Table, config_hash: str) -> dict[str, str]:
         latest.column("input_id").to_pylist(),
         latest.column("status").to_pylist(),
         latest.column("reason").to_pylist(),
-        latest.column("input_sha256").to_pylist(),
+        latest.column("input_sha256").to_pylist(), strict=False,
     ):
         if finished_for_resume(status, reason) and sha:
             done[input_id] = sha
@@ -55,7 +55,7 @@ def owned_names(table: pa.Table, root_uri: str) -> dict[str, str]:
     order = pc.sort_indices(table, sort_keys=[("run_id", "ascending")])
     ordered = table.take(order)
     for input_id, outputs in zip(
-        ordered.column("input_id").to_pylist(), ordered.column("outputs").to_pylist()
+        ordered.column("input_id").to_pylist(), ordered.column("outputs").to_pylist(), strict=False
     ):
         for out in outputs or []:
             name = _output_name(out["path"], root_uri, out.get("spec") or "", out.get("background") or "")

@@ -55,7 +55,7 @@ class PhotoSpec(BaseModel):
     source: str = Field("", description="Where the numbers come from.")
 
     @model_validator(mode="after")
-    def _check(self) -> "PhotoSpec":
+    def _check(self) -> PhotoSpec:
         if self.head_min_mm > self.head_max_mm:
             raise ValueError(f"{self.name}: head_min_mm > head_max_mm")
         if self.head_max_mm > self.height_mm:
@@ -322,7 +322,7 @@ def format_specs_table(specs: Mapping[str, PhotoSpec]) -> str:
     )
     rows = [header] + [_spec_row(s) for s in specs.values()]
     widths = [max(_display_width(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(_pad(cell, w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(_pad(cell, w) for cell, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -150,7 +150,7 @@ class Sampler:
         self.wall_s = 0.0
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self._started = time.perf_counter()
         self._track_cpu(_ray_processes(self._driver, self._session), at_start=True)
         self._thread.start()
@@ -375,7 +375,6 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
 
     from idphoto_ray.decode import decode_image
     from idphoto_ray.job.worker import tune_worker_process
-
     from idphoto_ray.photo_path import quantize_masks
 
     _, seg = _segmenter("cpu", model, None)
@@ -394,7 +393,7 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
         with tempfile.TemporaryDirectory(prefix="bench-cpu-") as out:
             _warm_up(lambda k: _finish_one(datas[k], f"warmup{k}", masks[k], None, path, out, {}), len(datas))
             started = time.perf_counter()
-            for i, (data, mask) in enumerate(zip(datas, masks)):
+            for i, (data, mask) in enumerate(zip(datas, masks, strict=False)):
                 status = _finish_one(data, f"p{i}", mask, None, path, out, steps)
                 statuses[status] = statuses.get(status, 0) + 1
             elapsed = time.perf_counter() - started

@@ -6,7 +6,6 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
-
 from ray.data._internal.execution.backpressure_policy import (
     ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY as POLICIES_KEY,
 )

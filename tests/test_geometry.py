@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_person import draw_person
 
 from idphoto_ray.geometry import (
     LeveledFrame,
@@ -25,7 +26,6 @@ from idphoto_ray.geometry import (
 from idphoto_ray.refine import upsample_mask
 from idphoto_ray.specs import get_spec
 from idphoto_ray.types import Face, PhotoError, Reason
-from synthetic_person import draw_person
 
 
 def face(x0, y0, size):

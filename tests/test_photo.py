@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic_person import EYE, SKIN, FakeDetector, FakeLandmarker, draw_person
 
 from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.photo import process_photo
 from idphoto_ray.specs import get_spec
 from idphoto_ray.types import Face, Reason, Status
-from synthetic_person import EYE, SKIN, FakeDetector, FakeLandmarker, draw_person
 
 OPTIONS = ProcessingOptions(min_inter_eye_px=20)
 

@@ -172,7 +172,7 @@ def test_specs_table_lists_every_spec_with_rules():
     assert "1寸" in one and "295×413" in one and "2.8–4.2" in one
     # padding is by display width, so the px column starts at the same screen column despite CJK titles
     starts = set()
-    for spec, line in zip(BUILTIN_SPECS.values(), lines[2:]):
+    for spec, line in zip(BUILTIN_SPECS.values(), lines[2:], strict=False):
         w, h = spec.size_px
         starts.add(_display_width(line[: line.index(f"  {w}×{h}")]))
     assert len(starts) == 1

@@ -47,7 +47,7 @@ def _run_litert(interp, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
 def _run_onnx(session: ort.InferenceSession, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
     outs = session.run(None, {session.get_inputs()[0].name: x_nhwc.transpose(0, 3, 1, 2)})
     names = [o.name for o in session.get_outputs()]
-    return {n: (v.transpose(0, 2, 3, 1) if v.ndim == 4 else v) for n, v in zip(names, outs)}
+    return {n: (v.transpose(0, 2, 3, 1) if v.ndim == 4 else v) for n, v in zip(names, outs, strict=False)}
 
 
 def _inputs(name: str) -> list[np.ndarray]:

@@ -153,7 +153,7 @@ class BlazeFaceDetector:
         self.anchors = ssd_anchors(size, self.variant.strides, self.variant.anchors_per_layer)
 
     def _raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outs = dict(zip(self.output_names, self.session.run(None, {self.input_name: batch})))
+        outs = dict(zip(self.output_names, self.session.run(None, {self.input_name: batch}), strict=False))
         by_width = {v.shape[-1]: v for v in outs.values()}
         return by_width[16], by_width[1][..., 0]
 

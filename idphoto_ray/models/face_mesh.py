@@ -92,7 +92,7 @@ class FaceMeshLandmarker:
         )
         points, logits = self._run(crops)
         results = []
-        for m, pts, logit in zip(affines, points, logits):
+        for m, pts, logit in zip(affines, points, logits, strict=False):
             inverse = cv2.invertAffineTransform(m)
             xy = pts[:, :2] @ inverse[:, :2].T + inverse[:, 2]
             z = pts[:, 2:] * float(np.sqrt(abs(np.linalg.det(inverse[:, :2]))))

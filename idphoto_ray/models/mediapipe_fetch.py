@@ -13,9 +13,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from idphoto_ray.models.home import ModelUnavailable, atomic_write_bytes, model_home
 from idphoto_ray.models.tflite_to_onnx import convert_tflite

@@ -7,7 +7,6 @@ Asking for CUDA and silently getting CPU is the classic failure of GPU backgroun
 from __future__ import annotations
 
 import ctypes
-import os
 from pathlib import Path
 from typing import Literal
 

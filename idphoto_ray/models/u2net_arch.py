@@ -191,7 +191,7 @@ def build_u2net(variant: Variant = "u2net", seed: int = 0) -> onnx.ModelProto:
             x = g.pool(x)
     dec: dict[int, str] = {6: enc[5]}
     d = enc[5]
-    for j, (kind, cin, mid, cout) in zip(range(5, 0, -1), spec[6:]):
+    for j, (kind, cin, mid, cout) in zip(range(5, 0, -1), spec[6:], strict=False):
         d = _rsu(g, g.cat(g.upsample_like(d, enc[j - 1]), enc[j - 1]), kind, cin, mid, cout, f"stage{j}d")
         dec[j] = d
     side_in = {j: spec[6 + 5 - j][3] if j < 6 else spec[5][3] for j in range(1, 7)}
@@ -200,7 +200,7 @@ def build_u2net(variant: Variant = "u2net", seed: int = 0) -> onnx.ModelProto:
         s = g.conv(dec[j], side_in[j], 1, f"side{j}", std=1.0 / np.sqrt(9.0 * side_in[j] * g.q[dec[j]]))
         sides.append(s if j == 1 else g.upsample_like(s, sides[0]))
     fused = g.conv(g.op("Concat", sides, "cat_sides", axis=1), 6, 1, "outconv", k=1, std=1.0 / np.sqrt(6.0))
-    for name, logit in zip(OUTPUT_NAMES, [fused, *sides]):
+    for name, logit in zip(OUTPUT_NAMES, [fused, *sides], strict=False):
         g.nodes.append(helper.make_node("Sigmoid", [logit], [name]))
     out_shape = ["N", 1, INPUT_SIZE, INPUT_SIZE]
     graph = helper.make_graph(
