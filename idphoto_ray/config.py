@@ -28,7 +28,8 @@ class Preprocess(BaseModel):
     input_size: int = Field(320, gt=0, description="Square model input side in pixels.")
     scale: Literal["unit", "image_max", "minus_one_one", "raw"] = Field(
         "image_max",
-        description="unit: x/255; image_max: x/max(x) as rembg does; minus_one_one: x/127.5-1; raw: x (0-255).",
+        description="unit: x/255; image_max: x/max(x) as rembg does; minus_one_one: x/127.5-1;"
+        " raw: x (0-255).",
     )
     mean: tuple[float, float, float] = Field(
         (0.485, 0.456, 0.406), description="Per-channel mean after scaling."
@@ -79,7 +80,8 @@ class ProcessingOptions(BaseModel):
         0.5,
         gt=0,
         le=1,
-        description="A second face at least this fraction of the largest face's area fails as multiple_faces.",
+        description="A second face at least this fraction of the largest face's area fails as"
+        " multiple_faces.",
     )
 
 
@@ -128,19 +130,23 @@ class JobConfig(BaseModel):
     batch_size: int | None = Field(
         None,
         ge=1,
-        description="Images per segmentation batch; default 32 on GPU, 1 on CPU (batching buys nothing there).",
+        description="Images per segmentation batch; default 32 on GPU, 1 on CPU"
+        " (batching buys nothing there).",
     )
     object_store_limit_mb: int | None = Field(
         None,
         ge=64,
-        description="Also enforce Ray Data's own object-store budget (per-operator reservations) at this cap. "
-        "Off by default: the reservations serve upstream operators first and starved finishing on small nodes; "
+        description="Also enforce Ray Data's own object-store budget (per-operator reservations)"
+        " at this cap. "
+        "Off by default: the reservations serve upstream operators first and starved finishing"
+        " on small nodes; "
         "max_photos_in_flight bounds memory instead.",
     )
     max_photos_in_flight: int | None = Field(
         None,
         ge=1,
-        description="Photos read and not yet finished; reading waits beyond it. Bounds memory by a photo count, "
+        description="Photos read and not yet finished; reading waits beyond it."
+        " Bounds memory by a photo count, "
         "so it stays flat whatever the number of inputs. Default: 32 per cluster CPU, at least 64.",
     )
     concurrency: int | None = Field(
@@ -165,7 +171,8 @@ class JobConfig(BaseModel):
     )
     no_progress_timeout_s: float | None = Field(
         None,
-        description="Ray Data's no-progress timeout; -1 disables it (scheduled runs on autoscaling clusters).",
+        description="Ray Data's no-progress timeout; -1 disables it"
+        " (scheduled runs on autoscaling clusters).",
     )
 
     @field_validator("input", "specs", "backgrounds", "spec_files", mode="before")
@@ -192,7 +199,8 @@ class JobConfig(BaseModel):
                     )
             if layout.background is not None and layout.background not in self.backgrounds:
                 raise ValueError(
-                    f"layout {layout.paper}: background {layout.background!r} is not among backgrounds {self.backgrounds}"
+                    f"layout {layout.paper}: background {layout.background!r}"
+                    f" is not among backgrounds {self.backgrounds}"
                 )
         return self
 
@@ -213,7 +221,8 @@ class JobConfig(BaseModel):
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> JobConfig:
-    """Read a YAML config and apply overrides (CLI flags win). Errors are one line naming the file and the key."""
+    """Read a YAML config and apply overrides (CLI flags win). Errors are one line naming the file and the
+    key."""
     data: dict[str, Any] = {}
     if path is not None:
         data.update(_read_yaml_mapping(Path(path)))
@@ -278,7 +287,8 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """Pydantic's multi-line report as one line: each bad key, what is wrong, and a "did you mean" for typos."""
+    """Pydantic's multi-line report as one line: each bad key, what is wrong, and a "did you mean" for
+    typos."""
     parts = []
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))

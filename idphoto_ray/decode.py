@@ -119,7 +119,8 @@ def _open(data: bytes) -> Image.Image:
 
 
 def _orientation(im: Image.Image) -> int:
-    """EXIF orientation (1 when absent). HEIF is already upright: pillow_heif applies it and resets the tag."""
+    """EXIF orientation (1 when absent). HEIF is already upright: pillow_heif applies it and resets the
+    tag."""
     value = im.getexif().get(_ORIENTATION_TAG, 1)
     return value if isinstance(value, int) else 1
 
@@ -185,10 +186,11 @@ def _fit(rgb: np.ndarray, long_side: int) -> np.ndarray:
 def _flatten_on_white(im: Image.Image) -> Image.Image:
     """Composite any alpha over white, giving an RGB image.
 
-    White because ID photos have light backgrounds: a transparent cut-out flattened on white looks like a photo
-    taken against a white wall, which segmentation handles well, and segmentation re-creates the final background
-    anyway, so the choice never reaches the output directly. Flattening before the resize gives the same result
-    as resizing premultiplied colour (both are linear), without fringes from hidden colour under alpha 0.
+    White because ID photos have light backgrounds: a transparent cut-out flattened on white looks like a
+    photo taken against a white wall, which segmentation handles well, and segmentation re-creates the final
+    background anyway, so the choice never reaches the output directly. Flattening before the resize gives the
+    same result as resizing premultiplied colour (both are linear), without fringes from hidden colour under
+    alpha 0.
     """
     if im.mode == "RGB":
         return im

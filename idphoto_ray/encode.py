@@ -55,7 +55,8 @@ def encode_image(
 ) -> EncodedImage:
     """Encode HxWx3 (RGB) or HxWx4 (RGBA) uint8 pixels. RGBA always becomes PNG: JPEG has no alpha.
 
-    max_kb is in KiB (1024 bytes). JPEG quality is searched in [min_quality, quality] for the highest that fits.
+    max_kb is in KiB (1024 bytes). JPEG quality is searched in [min_quality, quality] for the highest that
+    fits.
     """
     image = _to_image(pixels)
     if image.mode == "RGBA":
@@ -81,7 +82,8 @@ def _to_image(pixels: np.ndarray) -> Image.Image:
 def _encode_jpeg_capped(
     image: Image.Image, dpi: int, quality: int, floor: int, limit: int | None
 ) -> EncodedImage:
-    """Highest quality in [floor, quality] whose file fits `limit` bytes (binary search; size grows with quality)."""
+    """Highest quality in [floor, quality] whose file fits `limit` bytes (binary search; size grows with
+    quality)."""
     first = _encode_jpeg(image, dpi, quality)
     if limit is None or len(first.data) <= limit:
         return first

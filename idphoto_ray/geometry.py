@@ -69,7 +69,8 @@ def select_subject(faces: list[Face], image_shape: tuple[int, ...], ratio: float
     if len(comparable) > 1:
         raise PhotoError(
             Reason.MULTIPLE_FACES,
-            f"{len(comparable)} faces of comparable size (≥{ratio:.0%} of the largest) among {len(faces)} detected",
+            f"{len(comparable)} faces of comparable size (≥{ratio:.0%} of the largest)"
+            f" among {len(faces)} detected",
         )
     return largest
 
@@ -258,7 +259,8 @@ class LeveledFrame:
         return c0, r0, max(c0, c1), max(r0, r1)
 
     def region(self, layer: str, c0: int, r0: int, c1: int, r1: int) -> np.ndarray:
-        """Canvas pixels [r0:r1, c0:c1] of `layer`: "image" (edges replicated), "alpha" or "valid" (0 outside)."""
+        """Canvas pixels [r0:r1, c0:c1] of `layer`: "image" (edges replicated), "alpha" or "valid" (0
+        outside)."""
         if layer not in ("image", "alpha", "valid"):
             raise ValueError(f"unknown layer {layer!r}")
         if not self.rotated:

@@ -102,7 +102,8 @@ def bleed(pred: np.ndarray, truth: np.ndarray, tolerance_px: float = BLEED_TOLER
 
 
 def crown_region(truth: np.ndarray, depth_px: float) -> np.ndarray:
-    """Rows from the top of the truth's person down `depth_px` below its crown (the hair above the forehead)."""
+    """Rows from the top of the truth's person down `depth_px` below its crown (the hair above the
+    forehead)."""
     rows = np.nonzero((np.asarray(truth) >= 0.5).any(axis=1))[0]
     region = np.zeros(np.asarray(truth).shape, dtype=bool)
     if rows.size:
@@ -165,8 +166,9 @@ def edge_spill(
 def edge_colour_error(
     fg: np.ndarray, alpha: np.ndarray, true_fg: np.ndarray, truth: np.ndarray, band_px: float = SPILL_BAND_PX
 ) -> float:
-    """Mean α·|fg − true_fg| / 255 (RGB norm) over the truth's edge band: any visible colour error at the edge,
-    including decontamination that overshoots past the subject's colour (which edge_spill does not count)."""
+    """Mean α·|fg − true_fg| / 255 (RGB norm) over the truth's edge band: any visible colour error at the
+    edge, including decontamination that overshoots past the subject's colour (which edge_spill does not
+    count)."""
     a = np.clip(np.asarray(alpha, dtype=np.float64), 0.0, 1.0)
     diff = np.linalg.norm(np.asarray(fg, dtype=np.float64) - np.asarray(true_fg, dtype=np.float64), axis=-1)
     band = edge_band(truth, band_px)

@@ -248,7 +248,8 @@ def _level(
     roll: float,
     face_width: float,
 ) -> _Head:
-    """Rotate about the eye midpoint when the roll is worth correcting; find the crown in the leveled frame."""
+    """Rotate about the eye midpoint when the roll is worth correcting; find the crown in the leveled
+    frame."""
     box = face.box
     frame = LeveledFrame.unrotated(image, alpha)
     if abs(roll) > MIN_ROLL_CORRECTION_DEG:
@@ -302,7 +303,8 @@ def _render_spec(
     timings: dict[str, float],
     outputs: list[RenderedOutput],
 ) -> tuple[dict[str, Any], list[str]]:
-    """Crop, matte, decontaminate once, then composite + encode per background; returns output-space checks."""
+    """Crop, matte, decontaminate once, then composite + encode per background; returns output-space
+    checks."""
     with _timed(timings, Step.CROP):
         plan = plan_crop(
             spec,
@@ -371,7 +373,8 @@ def _matte_checks(
 def _output_geometry(
     head: _Head, spec: PhotoSpec, plan: CropPlan, alpha: np.ndarray
 ) -> tuple[dict[str, Any], list[str]]:
-    """Measure the head in the output itself: crown from the output's alpha, chin/eyes mapped through the plan."""
+    """Measure the head in the output itself: crown from the output's alpha, chin/eyes mapped through the
+    plan."""
     (x0, _), (x1, _) = plan.to_output(np.array([[head.box[0], 0.0], [head.box[2], 0.0]]))
     chin = plan.to_output(head.chin)
     eye_mid = plan.to_output(head.eye_mid)

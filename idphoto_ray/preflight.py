@@ -42,7 +42,8 @@ def check_backgrounds(values: list[str]) -> None:
             listed = ", ".join(names)
             if value.strip().startswith("#") or (_HEXISH.fullmatch(value.strip()) and len(value.strip()) > 3):
                 raise Refused(
-                    f"background {value!r} is not a #RRGGBB colour (6 hex digits, e.g. #438edb); names: {listed}"
+                    f"background {value!r} is not a #RRGGBB colour (6 hex digits, e.g. #438edb);"
+                    f" names: {listed}"
                 ) from None
             raise Refused(
                 f"unknown background {value!r}{_did_you_mean(value, names)}; use one of {listed} or #RRGGBB"
@@ -98,7 +99,8 @@ def check_output(output: str, inputs: list[str], storage_options: dict[str, Any]
         root = _local_path(uri, storage_options)
         if root is not None and root.is_dir() and os.path.realpath(root) == os.path.realpath(path):
             raise Refused(
-                f"output {output!r} is the input folder; give another folder, e.g. --output {output.rstrip('/')}-out"
+                f"output {output!r} is the input folder; give another folder,"
+                f" e.g. --output {output.rstrip('/')}-out"
             )
     if path.exists() and not path.is_dir():
         raise Refused(f"output {output!r} is a file; give a folder (it is created if missing)")

@@ -1,4 +1,5 @@
-"""Keep Ray's own chatter off the terminal unless `--verbose`: the terminal shows one progress bar and the summary.
+"""Keep Ray's own chatter off the terminal unless `--verbose`: the terminal shows one progress bar and the
+summary.
 
 Without this a one-photo run printed 8–25 lines of Ray log on stderr: the auth-token warning, "Started a local
 Ray instance", Ray Data's execution plan, and an error-level line from Ray's C++ core (actor constructor

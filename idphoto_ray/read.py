@@ -194,7 +194,8 @@ def list_inputs_detailed(
         ]
         if len(expanded) < len(found):
             log.warning(
-                "note: left %d file(s) out of %s: they lie in the output folder or a %s/ folder of an earlier run",
+                "note: left %d file(s) out of %s: they lie in the output folder"
+                " or a %s/ folder of an earlier run",
                 len(found) - len(expanded),
                 uri,
                 REVIEW_DIR,

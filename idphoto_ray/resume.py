@@ -30,7 +30,8 @@ def done_inputs(table: pa.Table, config_hash: str) -> dict[str, str]:
         latest.column("input_id").to_pylist(),
         latest.column("status").to_pylist(),
         latest.column("reason").to_pylist(),
-        latest.column("input_sha256").to_pylist(), strict=False,
+        latest.column("input_sha256").to_pylist(),
+        strict=False,
     ):
         if finished_for_resume(status, reason) and sha:
             done[input_id] = sha

@@ -180,7 +180,8 @@ def _detail(
         )
         figures.append(
             f"<figure>{big}<figcaption>{html.escape(out['spec'])} · {html.escape(out['background'])} · "
-            f'{out["width"]}×{out["height"]} · <a class="file" href="{html.escape(_href(out["path"], root, local))}"'
+            f'{out["width"]}×{out["height"]} · <a class="file" '
+            f'href="{html.escape(_href(out["path"], root, local))}"'
             f' target="_blank">open file</a></figcaption></figure>'
         )
     input_link = html.escape(_href(row["input_path"], root, local))
@@ -241,9 +242,11 @@ def _row_html(row: dict[str, Any], name: str, fs: Any, root: str) -> str:
     return (
         f'<tr class="row {status}" {attrs} tabindex="0">'
         f'<td class="status">{status}</td><td class="key">{words}</td>'
-        f'<td class="path" title="{html.escape(row["input_path"])}">{html.escape(name)}<div class="msg">{detail}'
+        f'<td class="path" title="{html.escape(row["input_path"])}">{html.escape(name)}'
+        f'<div class="msg">{detail}'
         f'</div></td><td>{inp}</td><td class="outs">{outs}</td><td class="decision"></td></tr>\n'
-        f'<tr class="detail" hidden><td colspan="6"><template>{_detail(row, fs, root, preview, large)}</template></td></tr>'
+        f'<tr class="detail" hidden><td colspan="6">'
+        f"<template>{_detail(row, fs, root, preview, large)}</template></td></tr>"
     )
 
 
@@ -288,7 +291,8 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>idphoto-ray review</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
-.bar {{ position: sticky; top: 0; background: #fff; padding: .5em 0; border-bottom: 1px solid #ccc; z-index: 1; }}
+.bar {{ position: sticky; top: 0; background: #fff; padding: .5em 0; border-bottom: 1px solid #ccc; z-index: \
+1; }}
 .bar label {{ margin-right: 1em; }}
 .bar button {{ margin-left: .5em; }}
 table {{ border-collapse: collapse; width: 100%; }}
@@ -322,22 +326,27 @@ svg.input-crop {{ border: 1px solid #ccc; display: block; }}
 .swatch {{ display: inline-block; width: .8em; height: .8em; border: 2px solid; margin: 0 .2em 0 .6em; }}
 .decide {{ margin-top: .6em; }}
 .decide button {{ font-size: 110%; margin-right: .4em; }}
-.noimg {{ width: 120px; height: 120px; background: #f4f4f4; color: #999; display: flex; align-items: center; justify-content: center; }}
+.noimg {{ width: 120px; height: 120px; background: #f4f4f4; color: #999; display: flex; align-items: center; \
+justify-content: center; }}
 .noimg.big {{ width: 300px; height: 300px; }}
 </style></head><body data-output="{output}">
 <h1>idphoto-ray review</h1>
-<p id="counts" data-counts="{counts}">{n} photos (latest result of each input). Problems first; click a row for
-large previews and to approve or reject it; click a column header to sort. Decisions stay in this browser until
+<p id="counts" data-counts="{counts}">{n} photos (latest result of each input). Problems first; click a row \
+for
+large previews and to approve or reject it; click a column header to sort. Decisions stay in this browser \
+until
 you export them and run <code>idphoto-ray review apply DECISIONS --output OUTPUT</code>.</p>
 <div class="bar">
 <label>status <select id="filter-status"><option value="">all</option>{status_options}</select></label>
 <label>flag / reason <select id="filter-code"><option value="">all</option>{code_options}</select></label>
-<label>decision <select id="filter-decision"><option value="">all</option><option value="none">undecided</option>
+<label>decision <select id="filter-decision"><option value="">all</option><option value="none">\
+undecided</option>
 <option value="approved">approved</option><option value="rejected">rejected</option></select></label>
 <span id="shown"></span>
 <button type="button" id="export">Export decisions</button> <span id="decided"></span>
 </div>
-<table id="review"><thead><tr><th data-col="0">status</th><th data-col="1">reason / flags</th><th data-col="2">input</th><th>preview</th><th>outputs</th><th data-col="5">decision</th></tr></thead>
+<table id="review"><thead><tr><th data-col="0">status</th><th data-col="1">reason / flags</th><th \
+data-col="2">input</th><th>preview</th><th>outputs</th><th data-col="5">decision</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>
@@ -346,13 +355,15 @@ you export them and run <code>idphoto-ray review apply DECISIONS --output OUTPUT
   var KEY = 'idphoto-ray-review:' + document.body.dataset.output;
   var body = document.querySelector('#review tbody');
   function rows() {{ return Array.prototype.slice.call(body.querySelectorAll('tr.row')); }}
-  function load() {{ try {{ return JSON.parse(localStorage.getItem(KEY) || '{{}}'); }} catch (e) {{ return {{}}; }} }}
+  function load() {{ try {{ return JSON.parse(localStorage.getItem(KEY) || '{{}}'); }} catch (e) {{ return \
+{{}}; }} }}
   function save(d) {{ localStorage.setItem(KEY, JSON.stringify(d)); }}
   function idOf(tr) {{ return tr.dataset.run + '/' + tr.dataset.id; }}
   function detailOf(tr) {{ return tr.nextElementSibling; }}
   function render() {{
     var d = load(), st = document.getElementById('filter-status').value;
-    var code = document.getElementById('filter-code').value, dec = document.getElementById('filter-decision').value;
+    var code = document.getElementById('filter-code').value, dec = \
+document.getElementById('filter-decision').value;
     var shown = 0, decided = 0;
     rows().forEach(function (tr) {{
       var x = d[idOf(tr)], cell = tr.querySelector('td.decision');
@@ -360,9 +371,11 @@ you export them and run <code>idphoto-ray review apply DECISIONS --output OUTPUT
       cell.textContent = '';
       if (x) {{
         decided++; tr.classList.add(x.decision); cell.textContent = x.decision;
-        if (x.note) {{ var n = document.createElement('div'); n.className = 'note'; n.textContent = x.note; cell.appendChild(n); }}
+        if (x.note) {{ var n = document.createElement('div'); n.className = 'note'; n.textContent = x.note; \
+cell.appendChild(n); }}
       }}
-      var ok = (!st || tr.dataset.status === st) && (!code || tr.dataset.codes.split(' ').indexOf(code) >= 0) &&
+      var ok = (!st || tr.dataset.status === st) && (!code || tr.dataset.codes.split(' ').indexOf(code) >= \
+0) &&
                (!dec || (dec === 'none' ? !x : x && x.decision === dec));
       tr.hidden = !ok; if (!ok) detailOf(tr).hidden = true;
       if (ok) shown++;
@@ -415,7 +428,8 @@ you export them and run <code>idphoto-ray review apply DECISIONS --output OUTPUT
     th.addEventListener('click', function () {{
       var col = +th.dataset.col, dir = th.dataset.dir === 'asc' ? -1 : 1;
       th.dataset.dir = dir === 1 ? 'asc' : 'desc';
-      rows().sort(function (a, b) {{ return dir * a.cells[col].textContent.localeCompare(b.cells[col].textContent); }})
+      rows().sort(function (a, b) {{ return dir * \
+a.cells[col].textContent.localeCompare(b.cells[col].textContent); }})
         .forEach(function (r) {{ var det = detailOf(r); body.appendChild(r); body.appendChild(det); }});
     }});
   }});

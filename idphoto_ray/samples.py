@@ -39,7 +39,8 @@ def _png(img: Image.Image) -> bytes:
 def _on_background(
     base: np.ndarray, rgb: tuple[int, int, int], scale: float, aspect: float = 1.0
 ) -> Image.Image:
-    """The portrait scaled and placed on a larger plain canvas (width/height = aspect), like a photo from further away."""
+    """The portrait scaled and placed on a larger plain canvas (width/height = aspect), like a photo from
+    further away."""
     h, w = base.shape[:2]
     small = Image.fromarray(base).resize((int(w * scale), int(h * scale)), Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", (int(h * 1.25 * aspect), int(h * 1.25)), rgb)

@@ -78,7 +78,8 @@ class PhotoSpec(BaseModel):
         return self.mm_to_px((self.head_min_mm + self.head_max_mm) / 2.0)
 
     def crown_target_px(self) -> float | None:
-        """Gap from the top edge to the crown to aim for (middle of the range); None unless both bounds exist."""
+        """Gap from the top edge to the crown to aim for (middle of the range); None unless both bounds
+        exist."""
         return _mid_px(self, self.crown_top_min_mm, self.crown_top_max_mm)
 
     def eye_from_bottom_target_px(self) -> float | None:
@@ -94,10 +95,11 @@ def _mid_px(spec: PhotoSpec, lo: float | None, hi: float | None) -> float | None
 
 
 def _cn_convention(name: str, title: str, width_mm: float, height_mm: float, source: str) -> PhotoSpec:
-    """Chinese 1寸/2寸 sizes have no official head rule; use chin–crown 60–75 % and crown 8–12 % of the height.
+    """Chinese 1寸/2寸 sizes have no official head rule; use chin–crown 60–75 % and crown 8–12 % of
+    the height.
 
-    The crown band follows HivisionIDPhotos' top_distance 0.10–0.12 widened to 0.08; the head band brackets its
-    default result and GA 461's "head about 2/3 of the photo".
+    The crown band follows HivisionIDPhotos' top_distance 0.10–0.12 widened to 0.08; the head band brackets
+    its default result and GA 461's "head about 2/3 of the photo".
     """
     return PhotoSpec(
         name=name,
@@ -150,10 +152,10 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
                 "shidian.gov.cn/info/2676/1956243.htm)"
             ),
         ),
-        # Resident ID card, GA 461-2004: digital file 358×441 px at 350 dpi (26×32 mm). Official rules in px at
-        # 350 dpi: face width 207±14 px (15±1 mm), crown 7–21 px (0.5–1.5 mm) below the top, eye line ≥ 207 px
-        # (15 mm) above the bottom. "Head about 2/3 of the photo" has no tolerance, so the 60–75 % convention
-        # (19.2–24 mm, middle 67.5 % ≈ 2/3) is used for the chin–crown range.
+        # Resident ID card, GA 461-2004: digital file 358×441 px at 350 dpi (26×32 mm). Official rules in px
+        # at 350 dpi: face width 207±14 px (15±1 mm), crown 7–21 px (0.5–1.5 mm) below the top, eye line ≥ 207
+        # px (15 mm) above the bottom. "Head about 2/3 of the photo" has no tolerance, so the 60–75 %
+        # convention (19.2–24 mm, middle 67.5 % ≈ 2/3) is used for the chin–crown range.
         PhotoSpec(
             name="cn-id-card",
             title="身份证",
@@ -247,7 +249,8 @@ BUILTIN_SPECS: dict[str, PhotoSpec] = {
 
 
 def get_spec(name: str, extra: Mapping[str, PhotoSpec] | None = None) -> PhotoSpec:
-    """Look a spec up by name; `extra` (user specs) wins over the built-ins. Unknown names list what exists."""
+    """Look a spec up by name; `extra` (user specs) wins over the built-ins. Unknown names list what
+    exists."""
     catalogue = {**BUILTIN_SPECS, **(extra or {})}
     try:
         return catalogue[name]

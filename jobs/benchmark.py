@@ -1,4 +1,5 @@
-"""Benchmark: the pipeline end to end against the model-only bound, the CPU-stage bound and a sequential baseline.
+"""Benchmark: the pipeline end to end against the model-only bound, the CPU-stage bound and a sequential
+baseline.
 
     python jobs/benchmark.py --n 300                       # the table for both models
     python jobs/benchmark.py --n 60 --batch-sizes 1,4,16,32 --actors 1,2 --model mediapipe-selfie
@@ -10,8 +11,9 @@ Figures, all photos/s, measured in one process on the same machine and model:
 - bound      model only: `session.run` on pre-decoded, pre-resized input tensors in a tight loop, batched
              (`--bound-batch`, default the largest swept batch), intra-op threads = all cores (CPU).
 - cpu_stage  prepare + finish without inference, single process (one core): sha256, the model-size decode,
-             decode_image, process_photo with a mask precomputed by the same model, thumbnail + outputs written.
-             Measured on a sample (`--cpu-sample`) of the set; ×cores is the CPU limit of the machine.
+             decode_image, process_photo with a mask precomputed by the same model, thumbnail + outputs
+             written. Measured on a sample (`--cpu-sample`) of the set; ×cores is the CPU limit of the
+             machine.
 - pipeline   `run_job` end to end (list → read → prepare → segment actors → finish → manifest, run.json,
              review.html), wall clock, on all N photos.
 - baseline   what a user writes without us: one process, per photo read → decode → the same ONNX session
@@ -19,8 +21,9 @@ Figures, all photos/s, measured in one process on the same machine and model:
              (`--baseline-sample`). rembg.remove is not used: it cannot fetch models here, and it would
              run the same ORT session per image anyway.
 
-Per-stage times come from Ray Data's own `ds.stats()` (`RunSummary.stats`). Peak RSS sums driver + Ray worker processes (psutil, sampled in a thread); peak
-object store is the raylet's `object_store_bytes_used`, sampled likewise.
+Per-stage times come from Ray Data's own `ds.stats()` (`RunSummary.stats`). Peak RSS sums driver + Ray
+worker processes (psutil, sampled in a thread); peak object store is the raylet's `object_store_bytes_used`,
+sampled likewise.
 """
 
 from __future__ import annotations
@@ -143,7 +146,8 @@ class Sampler:
         self._store = _object_store_reader()
         self._session = _session_dir()
         self.workers_seen = 0
-        #: pid → (role, cpu seconds at first sight, latest cpu seconds); processes born during the run start at 0.
+        #: pid → (role, cpu seconds at first sight, latest cpu seconds); processes born during the run start
+        #: at 0.
         self._cpu: dict[int, list] = {}
         self._system: list[Any] | None = None  # Ray's own processes, found once
         self._started = 0.0
@@ -569,8 +573,10 @@ def summarise(row: dict[str, Any], cores: int) -> dict[str, float]:
 def format_table(results: dict[str, Any]) -> str:
     cores = results["machine"]["cores"]
     lines = [
-        f"machine: {results['machine']['cpu']} · {cores} cores · device {results['device']} · N={results['n']}",
-        "photos/s; limit = min(bound, cpu_stage × cores); shared = 1/(1/(cpu_stage × cores) + 1/bound), the CPU-only"
+        f"machine: {results['machine']['cpu']} · {cores} cores · device {results['device']}"
+        f" · N={results['n']}",
+        "photos/s; limit = min(bound, cpu_stage × cores);"
+        " shared = 1/(1/(cpu_stage × cores) + 1/bound), the CPU-only"
         " limit when model and CPU stage share the cores; pipeline = run_job wall clock incl. manifest",
         f"{'model':<18}{'batch':>6}{'actors':>7}{'wls':>6}{'bound':>9}{'cpu_st':>8}{'pipeline':>10}{'baseline':>10}"
         f"{'p/bound':>9}{'p/limit':>9}{'p/shared':>9}{'p/base':>8}{'RSS MB':>8}{'store MB':>9}",
@@ -581,7 +587,8 @@ def format_table(results: dict[str, Any]) -> str:
             f"{row['model']:<18}{row['batch']:>6}{row['actors_label']:>7}{row['working_long_side']:>6}"
             f"{row['bound']['photos_per_s']:>9.2f}{row['cpu_stage']['photos_per_s']:>8.2f}"
             f"{row['pipeline']['photos_per_s']:>10.2f}{row['baseline']['photos_per_s']:>10.2f}"
-            f"{r['pipeline/bound']:>9.3f}{r['pipeline/limit']:>9.2f}{r.get('pipeline/limit_shared_cores', 0):>9.2f}"
+            f"{r['pipeline/bound']:>9.3f}{r['pipeline/limit']:>9.2f}"
+            f"{r.get('pipeline/limit_shared_cores', 0):>9.2f}"
             f"{r['pipeline/baseline']:>8.2f}"
             f"{row['pipeline']['peak_rss_mb']:>8.0f}{row['pipeline']['peak_object_store_mb']:>9.0f}"
         )
@@ -589,17 +596,20 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append("Ray Data per-operator time (ds.stats(): summed remote wall / CPU seconds, tasks):")
     for row in results["runs"]:
         lines.append(
-            f"  {row['model']} batch {row['batch']} actors {row['actors_label']} wls {row['working_long_side']}:"
+            f"  {row['model']} batch {row['batch']} actors {row['actors_label']}"
+            f" wls {row['working_long_side']}:"
         )
         for op in row["pipeline"]["stages"]:
             lines.append(
-                f"    {op['operator'][:70]:<70} wall {op.get('wall_s', 0):>8.1f}s cpu {op.get('cpu_s', 0):>8.1f}s"
+                f"    {op['operator'][:70]:<70} wall {op.get('wall_s', 0):>8.1f}s"
+                f" cpu {op.get('cpu_s', 0):>8.1f}s"
                 f" tasks {op['tasks']}"
             )
         cpu = row["pipeline"].get("cpu_seconds")
         if cpu:
             lines.append(
-                f"    core-seconds during the pipeline run: workers {cpu['workers']}, driver {cpu['driver']}, "
+                f"    core-seconds during the pipeline run: workers {cpu['workers']},"
+                f" driver {cpu['driver']}, "
                 f"Ray's own processes {cpu['ray_system']} = {cpu['total']} "
                 f"({cpu['busy_fraction']:.0%} of wall × cores)"
             )
@@ -674,7 +684,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--batch-sizes",
         default="",
-        help="comma list swept for pipeline and bound, e.g. 1,4,16,32; default: the pipeline's (1 CPU, 32 CUDA)",
+        help="comma list swept for pipeline and bound, e.g. 1,4,16,32;"
+        " default: the pipeline's (1 CPU, 32 CUDA)",
     )
     ap.add_argument(
         "--actors", default="", help="comma list of segmentation actor counts; default: the pipeline's own"
@@ -803,7 +814,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 best_bound = max(bounds.values(), key=lambda b: b["photos_per_s"])
                 for batch, actors in itertools.product(batches, actor_list):
                     print(
-                        f"[{model} wls={wls}] pipeline batch {batch} actors {actors or 'default'} on {len(files)} photos …",
+                        f"[{model} wls={wls}] pipeline batch {batch} actors {actors or 'default'}"
+                        f" on {len(files)} photos …",
                         flush=True,
                     )
                     pipe = measure_pipeline(

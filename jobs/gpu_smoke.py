@@ -49,7 +49,8 @@ def check(name: str, path, batch: int) -> tuple[bool, str]:
     ok = worst <= TOLERANCE
     return (
         ok,
-        f"{name}: CUDA active, batch {batch} in {ms:.1f} ms, max |cuda - cpu| = {worst:.2e} ({'ok' if ok else 'TOO LARGE'})",
+        f"{name}: CUDA active, batch {batch} in {ms:.1f} ms,"
+        f" max |cuda - cpu| = {worst:.2e} ({'ok' if ok else 'TOO LARGE'})",
     )
 
 

@@ -10,9 +10,10 @@ strongest segmenter's alpha (IS-Net), cleaned (the subject's component only, hol
 interior solid, soft values only in a thin edge band), with its foreground colour estimated (pymatting's
 multilevel solver); it is cached. Each portrait is composited onto new backgrounds (saturated walls,
 gradients, scikit-image textures and photos, colours near hair and skin), saved as a JPEG like a real photo,
-and run through the real per-photo path (`PhotoPath.prepare`, the segmenter, `PhotoPath.finish`) for cn-1inch on a transparent
-background. The output matte is scored against the truth warped into output space with the pipeline's own
-working → output affine. IS-Net rows are scored against IS-Net's own (cleaned) alpha: they carry that bias.
+and run through the real per-photo path (`PhotoPath.prepare`, the segmenter, `PhotoPath.finish`) for cn-1inch
+on a transparent background. The output matte is scored against the truth warped into output space with the
+pipeline's own working → output affine. IS-Net rows are scored against IS-Net's own (cleaned) alpha: they
+carry that bias.
 
 Variants: each model × {`current`: refine.py as of --baseline-ref, measured in the same run; `improved`:
 this tree's refine.py}. Not a timed test; the default size runs in about 15 minutes on 2 cores.
@@ -67,7 +68,8 @@ CROWN_DEPTH_FRACTION = 0.12
 
 
 def devset_split(devset: Path = DEVSET) -> tuple[list[str], list[str]]:
-    """(calibration, validation): the development portraits sorted by name, even positions vs odd positions."""
+    """(calibration, validation): the development portraits sorted by name, even positions vs odd
+    positions."""
     names = sorted(p.name for p in devset.glob("*.jpg"))
     return names[0::2], names[1::2]
 
@@ -217,7 +219,8 @@ def build_truth(
 def cached_mask(
     seg: Segmenter, model_image: np.ndarray, data: bytes, cache: Path, model_id: str
 ) -> np.ndarray:
-    """The model's mask for one composite, cached by the composite's bytes: masks don't change with refinement."""
+    """The model's mask for one composite, cached by the composite's bytes: masks don't change with
+    refinement."""
     key = hashlib.sha256(data + model_id.encode()).hexdigest()[:20]
     path = cache / "masks" / f"{key}.npy"
     if path.exists():
@@ -229,7 +232,8 @@ def cached_mask(
 
 
 def composite_jpeg(truth: Truth, background: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """α·F + (1 − α)·B as a quality-95 JPEG (a real photo's form); returns the bytes and the float composite."""
+    """α·F + (1 − α)·B as a quality-95 JPEG (a real photo's form); returns the bytes and the float
+    composite."""
     a = truth.alpha[..., None]
     comp = np.clip(np.rint(truth.fg.astype(np.float32) * a + background.astype(np.float32) * (1 - a)), 0, 255)
     buf = io.BytesIO()

@@ -42,7 +42,8 @@ def draw_person(
     backdrop: tuple[int, int, int] = BACKDROP,
     seed: int = 0,
 ) -> Person:
-    """Upright person drawn at `center` (head-ellipse centre), then rotated by angle_deg (ccw as displayed)."""
+    """Upright person drawn at `center` (head-ellipse centre), then rotated by angle_deg (ccw as
+    displayed)."""
     h, w = size
     cx, cy = center
     a, b = head_axes

@@ -134,7 +134,8 @@ def test_console_script_is_installed():
 
 @pytest.mark.slow
 def test_a_run_keeps_ray_off_the_terminal_and_its_logs_in_rays_folder(tmp_path):
-    """No Ray INFO/WARNING line, no auth-token warning, no C++ core line on stderr; they stay in Ray's log folder."""
+    """No Ray INFO/WARNING line, no auth-token warning, no C++ core line on stderr; they stay in Ray's log
+    folder."""
     import os
     import shutil
     import tempfile
@@ -181,7 +182,8 @@ def test_a_run_keeps_ray_off_the_terminal_and_its_logs_in_rays_folder(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stderr.splitlines() == [
-            "note: left 1 file(s) out of in: they lie in the output folder or a _review/ folder of an earlier run"
+            "note: left 1 file(s) out of in: they lie in the output folder"
+            " or a _review/ folder of an earlier run"
         ]
         assert "1 inputs listed" in proc.stdout and "review page:" in proc.stdout
         logs = next(ray_tmp.glob("ray/session_2*/logs"))

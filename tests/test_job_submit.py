@@ -1,4 +1,5 @@
-"""`ray job submit` against a real local cluster started with `ray start --head`, then the cluster is stopped."""
+"""`ray job submit` against a real local cluster started with `ray start --head`, then the cluster is
+stopped."""
 
 from __future__ import annotations
 
@@ -85,8 +86,8 @@ def test_ray_job_submit_runs_the_job_on_a_cluster(tmp_path, mediapipe_models):
         assert start.returncode == 0, start.stderr[-2000:]
         address = f"--address=http://127.0.0.1:{dashboard_port}"
         job_id = f"idphoto-test-{os.getpid()}"
-        # The entrypoint is a shell command run with the cluster's PATH: a bare `python` is whatever that finds,
-        # which is not this venv's when it is not activated. Name the interpreter.
+        # The entrypoint is a shell command run with the cluster's PATH: a bare `python` is whatever that
+        # finds, which is not this venv's when it is not activated. Name the interpreter.
         cmd = [
             str(ray_bin),
             "job",

@@ -1,4 +1,5 @@
-"""Matte checks on synthetic outputs: a clean head, a backdrop island, a backdrop band, a fringe, a flat crown."""
+"""Matte checks on synthetic outputs: a clean head, a backdrop island, a backdrop band, a fringe, a flat
+crown."""
 
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def test_crown_disagreeing_with_face_size_is_uncertain():
 
 
 def test_object_beside_the_head_is_a_background_remnant():
-    """A coffee cup the segmenter kept, attached to the cheek: not backdrop-coloured, but where hair rarely is."""
+    """A coffee cup the segmenter kept, attached to the cheek: not backdrop-coloured, but where hair rarely
+    is."""
     rgb, alpha = _head()
     alpha[120:200, 230:300] = 1.0
     rgb[120:200, 230:300] = [230, 150, 60]

@@ -36,7 +36,8 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def measured_head_ratio(rgba: np.ndarray) -> float:
-    """Independent of the pipeline: crown from the PNG's alpha, chin = lowest skin pixel in the centre column."""
+    """Independent of the pipeline: crown from the PNG's alpha, chin = lowest skin pixel in the centre
+    column."""
     h, w = rgba.shape[:2]
     centre = rgba[:, w // 2 - 2 : w // 2 + 3]
     crown = np.nonzero((centre[..., 3] > 127).any(axis=1))[0][0]
@@ -114,7 +115,8 @@ def test_empty_mask_fails_as_no_person():
 
 
 def test_crown_near_the_top_is_padded_with_background_without_a_flag():
-    """Crown 10 px below the source's top: the 1寸 crop needs room above it, filled with the new background."""
+    """Crown 10 px below the source's top: the 1寸 crop needs room above it, filled with the new
+    background."""
     result = run(draw_person(center=(350.0, 140.0)), backgrounds=("transparent",))
     assert result.status == Status.OK, result.flags
     rgba = decode(result.outputs[0].data)

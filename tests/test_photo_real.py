@@ -128,7 +128,8 @@ def test_ten_degree_rotation_is_measured_and_leveled(models, astronaut3x, uprigh
     rotated = np.asarray(astronaut3x.rotate(10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)))
     result = models.process(rotated, ("cn-1inch",), ("white",))
     assert result.status != Status.FAILED, result.message
-    # The astronaut already tilts her head ~3.4°; rotating the picture 10° counter-clockwise adds -10° of roll.
+    # The astronaut already tilts her head ~3.4°; rotating the picture 10° counter-clockwise adds -10° of
+    # roll.
     assert result.metrics["roll_deg"] - upright.metrics["roll_deg"] == pytest.approx(-10.0, abs=0.75)
     assert abs(upright.metrics["roll_deg"]) > 1.0 and abs(result.metrics["roll_deg"]) > 5.0
     assert "roll_exceeds_limit" not in result.flags

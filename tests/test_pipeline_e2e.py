@@ -136,7 +136,8 @@ def test_run_json_and_review_page(job):
     assert info["processed"] == summary.processed
     assert sum(info["counts"].values()) == summary.processed
     assert info["models"]["segmenter"]["sha256"]
-    # the session Ray declares a logical GPU: device=auto schedules one GPU actor (its session runs on CPU here)
+    # the session Ray declares a logical GPU: device=auto schedules one GPU actor (its session runs on CPU
+    # here)
     assert info["pool"]["gpus_per_actor"] == 1.0
     html = (root / "out" / "review.html").read_text()
     assert "two_faces" in html and "multiple_faces" in html

@@ -1,7 +1,8 @@
-"""Every top-level mistake is refused before Ray starts: exit 2, one line on stderr naming the value and the fix.
+"""Every top-level mistake is refused before Ray starts: exit 2, one line on stderr naming the value and the
+fix.
 
-Each mistake runs the real console entry point in a subprocess with its own empty RAY_TMPDIR, and the test checks
-that no Ray session folder appeared there: the test process's own Ray would prove nothing.
+Each mistake runs the real console entry point in a subprocess with its own empty RAY_TMPDIR, and the test
+checks that no Ray session folder appeared there: the test process's own Ray would prove nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _refused(tmp_path: Path, *argv: str, code: str | None = None) -> str:
-    """Run `idphoto-ray ARGV` (or python CODE) in tmp_path; return its one stderr line after the common checks."""
+    """Run `idphoto-ray ARGV` (or python CODE) in tmp_path; return its one stderr line after the common
+    checks."""
     ray_tmp = tmp_path / "ray-tmp"
     ray_tmp.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
@@ -149,13 +151,13 @@ _NO_ORT = "import sys; sys.modules['onnxruntime'] = None; "
         _NO_ORT + "from idphoto_ray.cli import main; sys.exit(main(['run', '--input', 'photos']))",
         _NO_ORT + "import runpy; sys.argv = ['make_id_photos.py', '--input', 'photos']; "
         f"runpy.run_path({str(REPO / 'jobs' / 'make_id_photos.py')!r}, run_name='__main__')",
-        _NO_ORT
-        + f"import runpy; sys.argv = ['gpu_smoke.py']; runpy.run_path({str(REPO / 'jobs' / 'gpu_smoke.py')!r}, "
+        _NO_ORT + "import runpy; sys.argv = ['gpu_smoke.py']; "
+        f"runpy.run_path({str(REPO / 'jobs' / 'gpu_smoke.py')!r}, "
         "run_name='__main__')",
         _NO_ORT + f"import runpy; sys.argv = ['side_by_side.py']; "
         f"runpy.run_path({str(REPO / 'jobs' / 'side_by_side.py')!r}, run_name='__main__')",
-        _NO_ORT
-        + f"import runpy; sys.argv = ['benchmark.py']; runpy.run_path({str(REPO / 'jobs' / 'benchmark.py')!r}, "
+        _NO_ORT + "import runpy; sys.argv = ['benchmark.py']; "
+        f"runpy.run_path({str(REPO / 'jobs' / 'benchmark.py')!r}, "
         "run_name='__main__')",
     ],
     ids=["cli", "make_id_photos", "gpu_smoke", "side_by_side", "benchmark"],

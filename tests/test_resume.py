@@ -56,7 +56,8 @@ def test_latest_rows_keeps_two_ids_of_one_path():
     for row in rows:
         row["input_path"] = "/in/same.jpg"
     latest = latest_rows(rows_to_table(rows))
-    assert sorted(zip(latest.column("input_id").to_pylist(), latest.column("status").to_pylist(), strict=False)) == [
+    ids, statuses = latest.column("input_id").to_pylist(), latest.column("status").to_pylist()
+    assert sorted(zip(ids, statuses, strict=False)) == [
         ("x", "failed"),
         ("y", "ok"),
     ]

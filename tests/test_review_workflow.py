@@ -210,7 +210,8 @@ def test_open_filter_decide_export_apply(browser, tmp_path):
         assert not href.startswith(("/", "file:", "http")) and (out / href).resolve().is_file(), href
     _shot(page, "2-detail")
 
-    # decide: approve alice, which closes her panel and opens the next undecided row (bob); reject him with a note
+    # decide: approve alice, which closes her panel and opens the next undecided row (bob); reject him with a
+    # note
     detail.get_by_role("button", name="Approve").click()
     assert not detail.is_visible()
     bob_detail = page.locator('tr.row[data-id="class-a/bob"] + tr.detail')

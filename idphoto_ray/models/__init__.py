@@ -1,1 +1,2 @@
-"""Models: offline MediaPipe models converted to ONNX, rembg's family, any ONNX at a URI, random-weight U²-Net."""
+"""Models: offline MediaPipe models converted to ONNX, rembg's family, any ONNX at a URI, random-weight
+U²-Net."""
