@@ -43,10 +43,12 @@ def test_done_means_this_inputs_latest_row_with_the_same_bytes():
             _row("c", "h3", "r2", status="failed"),  # latest row of c failed: not done
             _row("d", "h4", "r1", config="c0"),  # another config: not done under c1
             _row("e", "h5", "r1", status="needs_review"),
-            _row("e", "h5", "r2", status="rejected"),  # a review decision is final for resume
+            _row("e", "h5", "r2", status="failed") | {"reason": "rejected_in_review"},  # a review decision
+            _row("f", "h6", "r1", status="needs_review"),
+            _row("f", "h6", "r2"),  # approved in review: ok, final for resume too
         ]
     )
-    assert done_inputs(table, "c1") == {"a": "h1", "e": "h5"}
+    assert done_inputs(table, "c1") == {"a": "h1", "e": "h5", "f": "h6"}
     # a copy of a's bytes under another id is a new input: done is keyed by id, not by hash
     assert "copy-of-a" not in done_inputs(table, "c1")
 
