@@ -1,12 +1,14 @@
 """Service benchmark: concurrent clients against the local Serve app, beside a sequential loop and a job.
 
     python jobs/serve_benchmark.py                                   # 1, 8, 32, 128, 256 clients, 16 photos
-    python jobs/serve_benchmark.py --runs 3 --clients 1,256          # medians of three runs
+    python jobs/serve_benchmark.py --runs 3                          # medians of three runs
+    python jobs/serve_benchmark.py --model isnet --n 8 --clients 1,8,32   # IS-Net (10× slower per photo)
     python jobs/serve_benchmark.py --smoke                           # seconds-scale check (the tests run it)
 
-Loopback only (127.0.0.1, a port of its own), bounded: each level stops sending after
-`--requests-per-client` requests per client or `--level-seconds`, whichever comes first, then waits for what
-is in flight. Figures, in one process, on the same photos and model, in this order:
+Loopback only (127.0.0.1, a port of its own), bounded in count and time: each level stops sending after
+`--requests-per-client` requests per client or `--level-seconds`, whichever comes first, then waits at most
+`--drain-seconds` for what is in flight (requests still unanswered then are cancelled and counted as
+`unfinished`). Figures, in one process, on the same photos and model, in this order:
 
 - sequential  one process, no Ray, no HTTP: the photo path (prepare → the same ONNX session → finish)
               photo after photo — what a user's own loop does.
@@ -14,10 +16,11 @@ is in flight. Figures, in one process, on the same photos and model, in this ord
 - service     `build_app` on Serve (the app `idphoto-ray serve` runs). Time to the first photo once /readyz
               answers; then per level of concurrent clients: throughput (200 answers per second), latency
               p50/p95/p99 of those, the share answered 429 (a refused client waits Retry-After, goes on),
-              other errors, the segmenter's batch sizes in that level (from /v1/stats), peak RSS of the
-              Serve replicas, and the CPU the load generator used (this process: the HTTP clients and an
-              idle Ray driver), in cores.
-Replica restarts: replica process ids before the first level and after the last.
+              other errors, the segmenter's batch sizes in that level (from /v1/stats) and the share of
+              photos segmented in a batch of 2 or more, peak RSS of the Serve replicas, and the CPU the
+              load generator used (this process: the HTTP clients and an idle Ray driver), in cores.
+Replica restarts: replica process ids before the first level and after the last. With `--runs 3` every
+figure is the median of the runs (batch sizes: summed over them), printed as a table at the end.
 """
 
 from __future__ import annotations
@@ -192,11 +195,14 @@ async def _post(client: Any, data: bytes) -> tuple[int, float, float]:
     return response.status_code, elapsed, float(response.headers.get("retry-after", 0) or 0)
 
 
-async def _level(photos: list[bytes], clients: int, per_client: int, seconds: float) -> dict[str, Any]:
+async def _level(
+    photos: list[bytes], clients: int, per_client: int, seconds: float, drain: float
+) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
     codes: dict[int, int] = {}
+    in_flight = [0]
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
 
@@ -206,7 +212,9 @@ async def _level(photos: list[bytes], clients: int, per_client: int, seconds: fl
             for i in range(per_client):
                 if time.perf_counter() >= deadline:
                     return
+                in_flight[0] += 1
                 code, elapsed, retry_after = await _post(client, photos[(k * per_client + i) % len(photos)])
+                in_flight[0] -= 1
                 codes[code] = codes.get(code, 0) + 1
                 if code == 200:
                     latencies.append(elapsed)
@@ -214,7 +222,8 @@ async def _level(photos: list[bytes], clients: int, per_client: int, seconds: fl
                     await asyncio.sleep(retry_after or 1.0)
 
         cpu0, started = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(one_client(k) for k in range(clients)))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(one_client(k) for k in range(clients))), seconds + drain)
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu0
     answered = sum(codes.values())
@@ -230,6 +239,7 @@ async def _level(photos: list[bytes], clients: int, per_client: int, seconds: fl
         "p99_s": round(percentile(latencies, 99), 3),
         "share_429": round(codes.get(429, 0) / answered, 3) if answered else 0.0,
         "other_errors": answered - ok - codes.get(429, 0),
+        "unfinished": in_flight[0],
         "codes": {str(k): v for k, v in sorted(codes.items())},
         "loadgen_cores": round(cpu / wall, 3) if wall else 0.0,
     }
@@ -245,7 +255,19 @@ def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
 
 
-def service_run(photos: list[bytes], clients: list[int], per_client: int, seconds: float) -> dict[str, Any]:
+def batched_share(batches: dict[str, int]) -> float:
+    """Share of photos the segmenter ran in a batch of two or more: 0 means no batching happened."""
+    photos = sum(int(size) * n for size, n in batches.items())
+    return (
+        round(sum(int(size) * n for size, n in batches.items() if int(size) > 1) / photos, 3)
+        if photos
+        else 0.0
+    )
+
+
+def service_run(
+    photos: list[bytes], clients: list[int], per_client: int, seconds: float, drain: float
+) -> dict[str, Any]:
     """First photo on the warm service, then one level per client count."""
     import httpx
 
@@ -261,8 +283,9 @@ def service_run(photos: list[bytes], clients: list[int], per_client: int, second
     for n in clients:
         before = _stats()
         with RssSampler() as rss:
-            level = asyncio.run(_level(photos, n, per_client, seconds))
+            level = asyncio.run(_level(photos, n, per_client, seconds, drain))
         level["segmenter_batches"] = _diff(_stats(), before)
+        level["batched_share"] = batched_share(level["segmenter_batches"])
         level["replica_peak_rss_mb"] = round(rss.peak_mb, 1)
         levels.append(level)
         print(_level_line(level), flush=True)
@@ -285,40 +308,91 @@ def _level_line(level: dict[str, Any]) -> str:
         f"  {level['clients']:>4} clients  {level['photos_per_s']:6.2f} photos/s  "
         f"p50 {level['p50_s']:6.2f} s  p95 {level['p95_s']:6.2f}  p99 {level['p99_s']:6.2f}  "
         f"429 {100 * level['share_429']:5.1f} %  errors {level['other_errors']}  "
+        f"unfinished {level['unfinished']}  "
         f"rss {level['replica_peak_rss_mb']:7.0f} MB  loadgen {level['loadgen_cores']:.2f} cores  "
-        f"batches [{batches}]"
+        f"batches [{batches}] ({100 * level['batched_share']:.0f} % of photos batched)"
     )
 
 
 # ----------------------------------------------------------------------------------------------- main
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per figure, the median over runs (one run: that run)."""
+    """Per figure, the median over runs (one run: that run); counts (errors, batches) summed over runs."""
 
     def med(get: Any) -> float:
         return round(statistics.median(get(r) for r in runs), 3)
 
     out = {
+        "runs": len(runs),
         "sequential_photos_per_s": med(lambda r: r["sequential"]["photos_per_s"]),
         "batch_job_photos_per_s": med(lambda r: r["batch_job"]["photos_per_s"]),
+        "ready_s": med(lambda r: r["service"]["ready_s"]),
         "first_photo_s": med(lambda r: r["service"]["first_photo_s"]),
+        "replica_restarts": sum(r["service"]["replica_restarts"] for r in runs),
+        "replica_rss_mb_before": med(lambda r: r["service"]["replica_rss_mb_before"]),
+        "replica_rss_mb_after": med(lambda r: r["service"]["replica_rss_mb_after"]),
         "levels": [],
     }
     for i, level in enumerate(runs[0]["service"]["levels"]):
-        row = {"clients": level["clients"]}
+        row: dict[str, Any] = {"clients": level["clients"]}
         for key in (
             "photos_per_s",
             "p50_s",
             "p95_s",
             "p99_s",
             "share_429",
+            "batched_share",
             "loadgen_cores",
             "replica_peak_rss_mb",
         ):
             row[key] = med(lambda r, i=i, key=key: r["service"]["levels"][i][key])
-        row["other_errors"] = sum(r["service"]["levels"][i]["other_errors"] for r in runs)
+        for key in ("requests", "other_errors", "unfinished"):
+            row[key] = sum(r["service"]["levels"][i][key] for r in runs)
+        batches: dict[str, int] = {}
+        for r in runs:
+            for size, n in r["service"]["levels"][i]["segmenter_batches"].items():
+                batches[size] = batches.get(size, 0) + n
+        row["segmenter_batches"] = dict(sorted(batches.items(), key=lambda kv: int(kv[0])))
         row["vs_batch_job"] = round(row["photos_per_s"] / out["batch_job_photos_per_s"], 3)
+        row["vs_sequential"] = round(row["photos_per_s"] / out["sequential_photos_per_s"], 3)
         out["levels"].append(row)
     return out
+
+
+def report(median: dict[str, Any], model: str) -> str:
+    """The figures as the Markdown tables docs/service.md shows."""
+    m = median
+    lines = [
+        f"model {model}, median of {m['runs']} run(s)",
+        "",
+        "| baseline | photos/s |",
+        "|---|---:|",
+        f"| sequential loop | {m['sequential_photos_per_s']:.2f} |",
+        f"| batch job | {m['batch_job_photos_per_s']:.2f} |",
+        "",
+        f"ready after {m['ready_s']:.1f} s; first photo on the warm service {m['first_photo_s']:.2f} s; "
+        + f"replica restarts {m['replica_restarts']}; "
+        + f"replica RSS {m['replica_rss_mb_before']:.0f} → {m['replica_rss_mb_after']:.0f} MB",
+        "",
+        "| clients | answered | photos/s | × job | × loop | p50 s | p95 s | p99 s | 429 | other errors | "
+        + "unfinished | segmenter batches (size×count) | photos batched | replica peak RSS | load gen. |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in m["levels"]:
+        cells = [
+            str(row["clients"]),
+            str(row["requests"]),
+            *(f"{row[key]:.2f}" for key in ("photos_per_s", "vs_batch_job", "vs_sequential")),
+            *(f"{row[key]:.2f}" for key in ("p50_s", "p95_s", "p99_s")),
+            f"{100 * row['share_429']:.1f} %",
+            str(row["other_errors"]),
+            str(row["unfinished"]),
+            ", ".join(f"{size}×{n}" for size, n in row["segmenter_batches"].items()),
+            f"{100 * row['batched_share']:.0f} %",
+            f"{row['replica_peak_rss_mb']:.0f} MB",
+            f"{row['loadgen_cores']:.2f} cores",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -334,6 +408,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         type=float,
         default=30.0,
         help="Stop sending after this per level (what is in flight is still awaited).",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=180.0,
+        help="Longest wait for in-flight requests after sending stops; the rest count as unfinished.",
     )
     parser.add_argument("--runs", type=int, default=1, help="Repeat everything; figures are medians.")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "idphoto-bench-data"))
@@ -354,6 +434,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     photos = [f.read_bytes() for f in files]
     clients = [int(c) for c in args.clients.split(",")]
     runs = []
+    bound = len(clients) * (args.level_seconds + args.drain_seconds)
+    print(f"each run's client levels take at most {bound / 60:.0f} min (levels × (level + drain seconds))")
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         for run in range(args.runs):
             print(
@@ -370,7 +452,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ready_s = start_service(args.model, Path(tmp) / f"service{run}")
             print(f"  service ready in {ready_s:.1f} s", flush=True)
             try:
-                service = service_run(photos, clients, args.requests_per_client, args.level_seconds)
+                service = service_run(
+                    photos, clients, args.requests_per_client, args.level_seconds, args.drain_seconds
+                )
             finally:
                 serve.shutdown()
             service["ready_s"] = round(ready_s, 1)
@@ -388,7 +472,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
         "median": _median_run(runs),
     }
-    print(json.dumps(result["median"], indent=1))
+    print(report(result["median"], args.model))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
     return result

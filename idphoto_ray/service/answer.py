@@ -27,18 +27,19 @@ def new_row(data: bytes) -> dict[str, Any]:
 
 
 def answer(
-    row: dict[str, Any], files: list[RenderedOutput | RenderedSheet], scale: float = 1.0
+    row: dict[str, Any], files: list[RenderedOutput | RenderedSheet], scale: float = 1.0, inline: bool = True
 ) -> dict[str, Any]:
     """The API's JSON for one photo: the row's fields, sentences for its reason and flags, files inline.
 
     `scale` is `Finished.scale` (working px per input px), for each photo's affine in input pixels.
+    `inline=False` leaves each file's raw bytes under `data` for the ingress to turn into a download link.
     """
     files = files if row["status"] != "failed" else []
     row["outputs"] = [manifest.entry_for(None, item, scale) for item in files]
     row = manifest.finish_row(row)
     outputs = []
     for entry, item in zip(row["outputs"], files if row["outputs"] else [], strict=True):  # [] if rejected
-        outputs.append({**{k: v for k, v in entry.items() if k != "path"}, **_inline(item)})
+        outputs.append({**{k: v for k, v in entry.items() if k != "path"}, **_file(item, inline)})
     reason = row["reason"]
     return {
         "status": row["status"],
@@ -67,10 +68,7 @@ def failed(data: bytes, reason: Reason, message: str) -> dict[str, Any]:
     return answer(row, [])
 
 
-def _inline(item: RenderedOutput | RenderedSheet) -> dict[str, Any]:
+def _file(item: RenderedOutput | RenderedSheet, inline: bool) -> dict[str, Any]:
     data = item.data if isinstance(item, RenderedOutput) else item.encoded.data
-    return {
-        "media_type": "image/jpeg" if item.ext == "jpg" else "image/png",
-        "ext": item.ext,
-        "data_base64": base64.b64encode(data).decode("ascii"),
-    }
+    encoded = {"data_base64": base64.b64encode(data).decode("ascii")} if inline else {"data": data}
+    return {"media_type": "image/jpeg" if item.ext == "jpg" else "image/png", "ext": item.ext, **encoded}

@@ -3,11 +3,11 @@
 The ingress only checks and routes: photos go to the finisher replicas, batches to a background batch job.
 Overload is refused, never piled up: beyond `max_ongoing_requests` + `max_queued_requests` the proxy answers
 429 with Retry-After (Serve's BackpressureConfig), and a full finisher queue is turned into the same 429 here.
+The bound is sized as (the wait an accepted request may see, ~20 s) × (the node's photos/s, ~3 with
+mediapipe-selfie on 2 cores): 32 ongoing + 32 queued. At 64 + 64, accepted requests waited 45–70 s.
 """
 
 import asyncio
-import base64
-import binascii
 import hmac
 import json
 import time
@@ -17,24 +17,43 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from ray import serve
 from ray.serve.config import BackpressureConfig
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
-from idphoto_ray.backgrounds import NAMED_BACKGROUNDS, TRANSPARENT, parse_background
-from idphoto_ray.layout import PAPERS, LayoutConfig, plan_layouts
+from idphoto_ray.backgrounds import NAMED_BACKGROUNDS, TRANSPARENT
+from idphoto_ray.layout import PAPERS
 from idphoto_ray.service.deployments import Finisher, Segmenter
-from idphoto_ray.service.jobs import JobStore, Unpacker, UploadRejected, run_service_job
+from idphoto_ray.service.intake import (
+    FORM_OVERHEAD,
+    choices,
+    link_ttl,
+    read_photo_request,
+    require_length,
+    split_list,
+)
+from idphoto_ray.service.jobs import (
+    JobStore,
+    Unpacker,
+    UploadRejected,
+    job_config,
+    prepare_uri_job,
+    run_service_job,
+)
+from idphoto_ray.service.links import LinkState, LinkStore
+from idphoto_ray.service.openapi import JOB_BODY, PHOTO_BODY, UriJobJson
+from idphoto_ray.service.roots import URI_JOBS_OFF, RootRefused, check_uri
 from idphoto_ray.service.settings import ServiceSettings
-from idphoto_ray.service.sniff import sniff_image
 
 #: Seconds a refused client is told to wait: about two photos' finishing time on one core.
 RETRY_AFTER_S = 2
-#: Room for multipart boundaries and form fields on top of the image itself.
-FORM_OVERHEAD = 64 * 1024
-#: How often a job's progress is read for the event stream, and cleanup runs at most.
+#: Requests the ingress holds: ~20 s of waiting at ~3 photos/s (module docstring, docs/service.md).
+INGRESS_ONGOING = 32
+INGRESS_QUEUED = 32
+#: How often a job's progress is read for the event stream (a bucket output is listed each time), and
+#: cleanup runs at most.
 EVENT_PERIOD_S = 0.5
 CLEANUP_PERIOD_S = 60.0
 #: Statuses for failures that are the upload's fault; other failures (no face…) are answers, 200.
@@ -46,85 +65,11 @@ app = FastAPI(
     version="1",
 )
 
-PHOTO_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "binary", "description": "The photo's bytes."},
-                        "specs": {
-                            "type": "string",
-                            "description": "Comma-separated spec names, e.g. cn-1inch.",
-                        },
-                        "backgrounds": {"type": "string", "description": "Comma-separated, e.g. blue,white."},
-                        "layout": {
-                            "type": "string",
-                            "description": "A paper name (6inch) or a layout as JSON.",
-                        },
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image_base64"],
-                    "properties": {
-                        "image_base64": {"type": "string"},
-                        "specs": {"type": "array", "items": {"type": "string"}},
-                        "backgrounds": {"type": "array", "items": {"type": "string"}},
-                        "layout": {"description": "A paper name or a layout object"},
-                    },
-                }
-            },
-        },
-    }
-}
-JOB_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "One zip of photos, or the photos themselves.",
-                        },
-                        "specs": {"type": "string"},
-                        "backgrounds": {"type": "string"},
-                        "layout": {"type": "string"},
-                    },
-                }
-            }
-        },
-    }
-}
-
-
-class PhotoJson(BaseModel):
-    """The JSON form of a photo request: the image's bytes as base64, never a path or a URL to fetch."""
-
-    image_base64: str
-    specs: list[str] = Field(default_factory=list)
-    backgrounds: list[str] = Field(default_factory=list)
-    layout: str | dict[str, Any] | None = None
-
-
-def _split(values: list[str]) -> list[str]:
-    return [v.strip() for value in values for v in str(value).split(",") if v.strip()]
-
 
 @serve.deployment(
     ray_actor_options={"num_cpus": 0.1},
-    max_ongoing_requests=64,
-    max_queued_requests=64,
+    max_ongoing_requests=INGRESS_ONGOING,
+    max_queued_requests=INGRESS_QUEUED,
     backpressure_config=BackpressureConfig(status_code=429, retry_after_s=RETRY_AFTER_S),
 )
 @serve.ingress(app)
@@ -141,7 +86,8 @@ class Ingress:
         self.segmenter = segmenter
         self.catalogue = all_specs(self.settings.spec_files)
         self.token = self.settings.bearer_token()
-        self.store = JobStore(self.settings.workdir)
+        self.store = JobStore(self.settings.workdir, self.settings.storage_options)
+        self.links = LinkStore(self.settings.workdir)
         self.running: dict[str, Any] = {}
         self.last_cleanup = 0.0
         self.page = resources.files("idphoto_ray.service").joinpath("static/index.html").read_text("utf-8")
@@ -162,50 +108,15 @@ class Ingress:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self.token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
-    @staticmethod
-    def _length(request: Request, limit: int) -> None:
-        """Refuse before reading: a body must say its size (411) and fit the limit (413)."""
-        length = request.headers.get("content-length")
-        if length is None or not length.isdigit():
-            raise HTTPException(411, "a Content-Length header is required")
-        if int(length) > limit:
-            raise HTTPException(
-                413, f"request body of {int(length):,} bytes exceeds the {limit:,} byte limit"
-            )
-
-    def _choices(self, specs: list[str], backgrounds: list[str], layout: Any) -> tuple[list, list, list]:
-        specs = specs or list(self.settings.default_specs)
-        backgrounds = backgrounds or list(self.settings.default_backgrounds)
-        unknown = [s for s in specs if s not in self.catalogue]
-        if unknown:
-            raise HTTPException(422, f"unknown spec(s) {', '.join(unknown)}; GET /v1/specs lists them")
-        try:
-            backgrounds = [parse_background(b).name for b in backgrounds]
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        if len(specs) * len(backgrounds) > self.settings.max_outputs:
-            raise HTTPException(
-                422,
-                f"{len(specs)} specs × {len(backgrounds)} backgrounds is more than "
-                f"{self.settings.max_outputs} photos per request",
-            )
-        layouts = []
-        if layout:
-            try:
-                if isinstance(layout, str) and layout.lstrip().startswith("{"):
-                    layout = json.loads(layout)
-                config = LayoutConfig(paper=layout) if isinstance(layout, str) else LayoutConfig(**layout)
-                layouts = plan_layouts([config], self.catalogue, specs, backgrounds)
-            except (ValueError, TypeError, ValidationError) as exc:
-                raise HTTPException(422, f"layout: {exc}") from None
-        return specs, backgrounds, layouts
-
     def _cleanup(self) -> None:
+        """Delete ended jobs past `retention_s` and expired links, at most once a period."""
         now = time.time()
-        if now - self.last_cleanup >= min(CLEANUP_PERIOD_S, self.settings.retention_s):
+        period = min(CLEANUP_PERIOD_S, self.settings.retention_s, self.settings.link_ttl_s)
+        if now - self.last_cleanup >= period:
             self.last_cleanup = now
             for job_id in self.store.cleanup(self.settings.retention_s, now):
                 self.running.pop(job_id, None)
+            self.links.cleanup(now)
 
     # --- public ---
 
@@ -248,44 +159,37 @@ class Ingress:
     )
     async def photos(self, request: Request) -> JSONResponse:
         self._auth(request)
-        limit = int(self.settings.max_upload_mb * 2**20)
-        kind = request.headers.get("content-type", "")
-        if kind.startswith("multipart/form-data"):
-            self._length(request, limit + FORM_OVERHEAD)
-            form = await request.form(max_files=1, max_fields=16)
-            upload = form.get("image")
-            if upload is None or isinstance(upload, str):
-                raise HTTPException(422, "the form needs an `image` file field")
-            data = await upload.read(limit + 1)
-            specs, backgrounds = _split(form.getlist("specs")), _split(form.getlist("backgrounds"))
-            layout = form.get("layout") or None
-        elif kind.startswith("application/json"):
-            self._length(request, limit * 4 // 3 + FORM_OVERHEAD)
-            try:
-                body = PhotoJson.model_validate_json(await request.body())
-                data = base64.b64decode(body.image_base64, validate=True)
-            except (ValidationError, binascii.Error, ValueError) as exc:
-                raise HTTPException(422, f"bad JSON body: {exc}") from None
-            specs, backgrounds, layout = body.specs, body.backgrounds, body.layout
-        else:
-            raise HTTPException(
-                415, "send multipart/form-data with an `image` file, or JSON with image_base64"
-            )
-        if len(data) > limit:
-            raise HTTPException(413, f"image exceeds {self.settings.max_upload_mb:g} MiB")
-        if sniff_image(data) is None:
-            raise HTTPException(
-                422, "not_an_image: the bytes are not JPEG, PNG, WebP, HEIC, TIFF, BMP or GIF"
-            )
-        specs, backgrounds, sheets = self._choices(specs, backgrounds, layout)
+        asked = await read_photo_request(request, self.settings)
+        specs, backgrounds, sheets = choices(
+            self.settings, self.catalogue, asked.specs, asked.backgrounds, asked.layout
+        )
+        ttl_s = link_ttl(self.settings, asked.delivery, asked.link_ttl_s)
         try:
-            result = await self.finisher.make.remote(data, specs, backgrounds, sheets)
+            result = await self.finisher.make.remote(asked.data, specs, backgrounds, sheets, ttl_s is None)
         except BackPressureError:
             raise HTTPException(
                 429, "busy: try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)}
             ) from None
+        if ttl_s is not None:
+            self._cleanup()
+            result = await asyncio.to_thread(self.links.deliver, result, ttl_s)
         status = _UPLOAD_STATUS.get(result.get("reason") or "", 200)
         return JSONResponse(result, status_code=status)
+
+    @app.get(
+        "/v1/files/{token}/{name}",
+        summary="A file behind a short-lived link (`delivery=link`); the link itself is the credential.",
+    )
+    async def download(self, token: str, name: str) -> FileResponse:
+        self._cleanup()
+        state, path = await asyncio.to_thread(self.links.get, token, name)
+        if state is LinkState.EXPIRED:
+            raise HTTPException(410, "this link has expired; ask for the photo again")
+        if path is None:
+            raise HTTPException(404, "no such file (links expire after link_ttl_s)")
+        media = "image/png" if path.suffix == ".png" else "image/jpeg"
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        return FileResponse(path, media_type=media, filename=path.name, headers=headers)
 
     @app.post(
         "/v1/jobs",
@@ -296,16 +200,25 @@ class Ingress:
     async def create_job(self, request: Request) -> JSONResponse:
         self._auth(request)
         self._cleanup()
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return await self._uri_job(request)
         limit = int(self.settings.max_job_mb * 2**20)
-        self._length(request, limit + FORM_OVERHEAD)
+        require_length(request, limit + FORM_OVERHEAD)
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise HTTPException(415, "send multipart/form-data with `files` (a zip or photos)")
+            raise HTTPException(
+                415,
+                "send multipart/form-data with `files` (a zip or photos), or JSON with input_uri/output_uri",
+            )
         form = await request.form(max_files=self.settings.max_job_files, max_fields=16)
         files = [f for f in form.getlist("files") if not isinstance(f, str)]
         if not files:
             raise HTTPException(422, "the form needs `files`: one zip of photos, or the photos")
-        specs, backgrounds, sheets = self._choices(
-            _split(form.getlist("specs")), _split(form.getlist("backgrounds")), form.get("layout") or None
+        specs, backgrounds, sheets = choices(
+            self.settings,
+            self.catalogue,
+            split_list(form.getlist("specs")),
+            split_list(form.getlist("backgrounds")),
+            form.get("layout") or None,
         )
         job_id, path = self.store.new()
         unpacker = Unpacker(path / "input", self.settings.max_job_files, limit)
@@ -320,46 +233,64 @@ class Ingress:
             raise HTTPException(
                 422, f"no photos found in the upload (skipped: {', '.join(unpacker.skipped[:10])})"
             )
-        config = self._job_config(path, specs, backgrounds, [layout for layout, _, _ in sheets])
+        config = job_config(
+            self.settings, str(path / "input"), str(path / "output"), specs, backgrounds, sheets
+        )
         JobStore.write_state(
             path, state="queued", total=len(unpacker.names), skipped=unpacker.skipped, created_at=time.time()
         )
+        return self._start(job_id, path, config, len(unpacker.names), unpacker.skipped, zipped=True)
+
+    async def _uri_job(self, request: Request) -> JSONResponse:
+        """A job over folders the server reaches itself: only under the settings' `allowed_roots`."""
+        roots = self.settings.allowed_roots
+        if not roots:
+            raise HTTPException(403, URI_JOBS_OFF)
+        require_length(request, FORM_OVERHEAD)
+        try:
+            body = UriJobJson.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise HTTPException(422, f"bad JSON body: {exc}") from None
+        try:
+            source = check_uri(body.input_uri, roots, "input_uri")
+            target = check_uri(body.output_uri, roots, "output_uri")
+        except RootRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        specs, backgrounds, sheets = choices(
+            self.settings, self.catalogue, body.specs, body.backgrounds, body.layout
+        )
+        config = job_config(self.settings, source, target, specs, backgrounds, sheets, uri_job=True)
+        try:
+            total = await asyncio.to_thread(prepare_uri_job, config, self.settings.max_job_files)
+        except UploadRejected as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        job_id, path = self.store.new()
+        JobStore.write_state(
+            path, state="queued", total=total, skipped=[], output_uri=target, created_at=time.time()
+        )
+        return self._start(job_id, path, config, total, [], zipped=False)
+
+    def _start(
+        self, job_id: str, path: Any, config: Any, total: int, skipped: list[str], zipped: bool
+    ) -> JSONResponse:
+        """Queue the batch job as a Ray task; answer 202 with where to follow it."""
         self.running[job_id] = run_service_job.options(num_cpus=self.settings.job_cpus).remote(
-            str(path), config
+            str(path), config.model_dump_json()
         )
-        return JSONResponse(
-            {
-                "id": job_id,
-                "total": len(unpacker.names),
-                "skipped": unpacker.skipped,
-                "status_url": f"/v1/jobs/{job_id}",
-                "events_url": f"/v1/jobs/{job_id}/events",
-                "results_url": f"/v1/jobs/{job_id}/results.zip",
-            },
-            status_code=202,
-        )
-
-    def _job_config(self, path: Any, specs: list[str], backgrounds: list[str], layouts: list) -> str:
-        from idphoto_ray.config import JobConfig
-
-        config = JobConfig(
-            input=[str(path / "input")],
-            output=str(path / "output"),
-            specs=specs,
-            backgrounds=backgrounds,
-            spec_files=self.settings.spec_files,
-            model=self.settings.model,
-            device=self.settings.device,
-            processing=self.settings.processing,
-            layouts=layouts,
-        )
-        return config.model_dump_json()
+        urls = {
+            "status_url": f"/v1/jobs/{job_id}",
+            "events_url": f"/v1/jobs/{job_id}/events",
+            "manifest_url": f"/v1/jobs/{job_id}/manifest",
+        }
+        if zipped:
+            urls["results_url"] = f"/v1/jobs/{job_id}/results.zip"
+        return JSONResponse({"id": job_id, "total": total, "skipped": skipped, **urls}, status_code=202)
 
     @app.get("/v1/jobs/{job_id}", summary="A job's state, progress and counts by status.")
     async def job(self, job_id: str, request: Request) -> dict[str, Any]:
         self._auth(request)
         self._cleanup()
-        progress = self.store.progress(job_id)
+        progress = await asyncio.to_thread(self.store.progress, job_id)
         if progress is None:
             raise HTTPException(404, "no such job (finished jobs are deleted after the retention time)")
         return progress
@@ -367,13 +298,13 @@ class Ingress:
     @app.get("/v1/jobs/{job_id}/events", summary="Server-sent events: progress until the job ends.")
     async def events(self, job_id: str, request: Request) -> StreamingResponse:
         self._auth(request)
-        if self.store.progress(job_id) is None:
+        if await asyncio.to_thread(self.store.progress, job_id) is None:
             raise HTTPException(404, "no such job")
 
         async def stream():
             last = None
             while True:
-                progress = self.store.progress(job_id)
+                progress = await asyncio.to_thread(self.store.progress, job_id)
                 if progress is None:
                     yield "event: gone\ndata: {}\n\n"
                     return
@@ -393,12 +324,31 @@ class Ingress:
     @app.get("/v1/jobs/{job_id}/results.zip", summary="Photos, sheets, manifest (CSV, Parquet), review page.")
     async def results(self, job_id: str, request: Request) -> FileResponse:
         self._auth(request)
-        if self.store.progress(job_id) is None:
+        progress = await asyncio.to_thread(self.store.progress, job_id)
+        if progress is None:
             raise HTTPException(404, "no such job")
+        if progress.get("output_uri"):
+            raise HTTPException(
+                409,
+                f"this job wrote to {progress['output_uri']}; GET /v1/jobs/{job_id}/manifest lists its files",
+            )
         target = await asyncio.to_thread(self.store.results_zip, job_id)
         if target is None:
             raise HTTPException(409, "the job has not finished")
         return FileResponse(target, media_type="application/zip", filename=f"idphoto-{job_id[:8]}.zip")
+
+    @app.get("/v1/jobs/{job_id}/manifest", summary="The job's manifest rows: status, reason, flags, files.")
+    async def manifest(self, job_id: str, request: Request) -> dict[str, Any]:
+        self._auth(request)
+        progress = await asyncio.to_thread(self.store.progress, job_id)
+        if progress is None:
+            raise HTTPException(404, "no such job")
+        if progress.get("state") != "done":
+            raise HTTPException(
+                409, f"the job is {progress.get('state')}; its manifest is complete once done"
+            )
+        rows = await asyncio.to_thread(self.store.rows, job_id)
+        return {"id": job_id, "output_uri": progress.get("output_uri"), "rows": rows or []}
 
     @app.get("/v1/stats", summary="Segmenter batch sizes seen so far (proof of dynamic batching).")
     async def stats(self, request: Request) -> dict[str, Any]:

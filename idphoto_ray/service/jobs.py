@@ -1,9 +1,10 @@
 """Batch jobs from the service: uploads unpacked safely, the batch job run as a Ray task, state on disk.
 
-A class of 500 photos does not belong inside one HTTP request: the request unpacks the upload and returns a
-job id; the batch job itself (Ray Data, the same `run_job` as the CLI) runs as a background task. State lives
-in `{workdir}/jobs/{id}/job.json`, so every ingress replica can answer for every job, and progress is read
-from the files the job writes (one review thumbnail per decoded photo), so the job needs no reporting hook.
+A class of 500 photos does not belong inside one HTTP request: the request unpacks the upload (or checks the
+URIs it names against the allowed roots) and returns a job id; the batch job itself (Ray Data, the same
+`run_job` as the CLI) runs as a background task. State lives in `{workdir}/jobs/{id}/job.json`, so every
+ingress replica can answer for every job, and progress is read from the files the job writes (one review
+thumbnail per decoded photo), so the job needs no reporting hook.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import ray
 
+from idphoto_ray.read import REVIEW_DIR, is_local, open_filesystem
 from idphoto_ray.service.sniff import is_zip, sniff_image
+from idphoto_ray.write import join
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _SAFE = re.compile(r"[^\w.\-]", re.UNICODE)
@@ -112,11 +115,15 @@ def _safe_stem(name: str) -> str | None:
 
 
 class JobStore:
-    """Jobs as folders: `input/`, `output/` (the batch job's), `job.json`, `results.zip` once asked for."""
+    """Jobs as folders: `input/`, `output/` (the batch job's), `job.json`, `results.zip` once asked for.
 
-    def __init__(self, workdir: str | Path) -> None:
+    A URI job's folder holds only `job.json`: its state names `output_uri`, where the job writes.
+    """
+
+    def __init__(self, workdir: str | Path, storage_options: dict[str, Any] | None = None) -> None:
         self.root = Path(workdir) / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.storage_options = storage_options or {}
 
     def new(self) -> tuple[str, Path]:
         job_id = uuid.uuid4().hex
@@ -148,16 +155,29 @@ class JobStore:
         total = int(state.get("total", 0))
         if state.get("state") in ("done", "failed"):
             done = total if state.get("state") == "done" else state.get("done", 0)
+        elif state.get("output_uri"):
+            made = review_count(state["output_uri"], self.storage_options) - state.get("review_before", 0)
+            done = max(0, min(total, made)) if state.get("state") == "running" else 0
         else:
-            review = path / "output" / "_review"
+            review = path / "output" / REVIEW_DIR
             done = min(total, sum(1 for _ in review.glob("*.jpg"))) if review.exists() else 0
         percent = 100.0 if state.get("state") == "done" else (100.0 * done / total if total else 0.0)
-        return {**state, "id": job_id, "done": done, "percent": round(percent, 1)}
+        public = {k: v for k, v in state.items() if k not in ("review_before", "run_id")}
+        return {**public, "id": job_id, "done": done, "percent": round(percent, 1)}
+
+    def rows(self, job_id: str) -> list[dict[str, Any]] | None:
+        """The job's manifest rows (its own run only), paths relative to its output; None if unknown."""
+        path = self.path(job_id)
+        if path is None:
+            return None
+        state = read_state(path)
+        output = state.get("output_uri") or str(path / "output")
+        return manifest_rows(output, self.storage_options, state.get("run_id"))
 
     def results_zip(self, job_id: str) -> Path | None:
         """Photos, manifest (Parquet and CSV), review page, run.json; built once, after the job is done."""
         path = self.path(job_id)
-        if path is None or read_state(path).get("state") != "done":
+        if path is None or read_state(path).get("state") != "done" or read_state(path).get("output_uri"):
             return None
         target = path / "results.zip"
         if not target.exists():
@@ -196,6 +216,86 @@ def read_state(path: Path) -> dict[str, Any]:
     return json.loads((path / "job.json").read_text(encoding="utf-8"))
 
 
+def review_count(output: str, storage_options: dict[str, Any]) -> int:
+    """Review thumbnails under an output (one per decoded photo): a job's progress without a hook."""
+    fs, root = open_filesystem(output, storage_options)
+    try:
+        return len(fs.glob(join(root, REVIEW_DIR, "*.jpg")))
+    except OSError:
+        return 0
+
+
+#: The manifest columns a job's results listing shows; the rest is in the Parquet manifest itself.
+_ROW_COLUMNS = ["input_id", "status", "reason", "message", "flags", "outputs"]
+
+
+def manifest_rows(output: str, storage_options: dict[str, Any], run_id: str | None) -> list[dict[str, Any]]:
+    """Rows of one run (all runs when `run_id` is None), sorted by input id; output paths made relative."""
+    from idphoto_ray.manifest import read_manifest
+
+    fs, root = open_filesystem(output, storage_options)
+    table = read_manifest(join(root, "manifest"), fs)
+    if run_id and table.num_rows:
+        table = table.filter(pc.equal(table.column("run_id"), run_id))
+    base = (root if is_local(fs) else fs.unstrip_protocol(root)).rstrip("/") + "/"
+    rows = sorted(table.select(_ROW_COLUMNS).to_pylist(), key=lambda row: row["input_id"])
+    for row in rows:
+        for entry in row["outputs"] or []:
+            entry.pop("affine", None)
+            if (entry.get("path") or "").startswith(base):
+                entry["path"] = entry["path"][len(base) :]
+    return rows
+
+
+def job_config(
+    settings: Any,
+    source: str,
+    target: str,
+    specs: list[str],
+    backgrounds: list[str],
+    sheets: list,
+    uri_job: bool = False,
+) -> Any:
+    """The batch job's config for a service job: the settings' model and options, the request's choices.
+
+    Only a URI job gets the settings' `storage_options` (credentials for the allowed bucket roots).
+    """
+    from idphoto_ray.config import JobConfig
+
+    return JobConfig(
+        input=[source],
+        output=target,
+        storage_options=settings.storage_options if uri_job else {},
+        specs=specs,
+        backgrounds=backgrounds,
+        spec_files=settings.spec_files,
+        model=settings.model,
+        device=settings.device,
+        processing=settings.processing,
+        layouts=[layout for layout, _, _ in sheets],
+    )
+
+
+def prepare_uri_job(config: Any, max_files: int) -> int:
+    """Check a URI job before it is queued (the CLI's preflight, then one listing); returns its photo count.
+
+    Raises UploadRejected: 422 for a preflight refusal or no photos, 413 for more than `max_files`.
+    """
+    from idphoto_ray.preflight import Refused, preflight
+    from idphoto_ray.read import list_inputs_detailed
+
+    try:
+        preflight(config)
+        listing = list_inputs_detailed(config.input, None, config.storage_options, config.output)
+    except (Refused, OSError, ValueError) as exc:
+        raise UploadRejected(422, str(exc)) from None
+    if not listing.items:
+        raise UploadRejected(422, f"no photos found under {config.input[0]}")
+    if len(listing.items) > max_files:
+        raise UploadRejected(413, f"{len(listing.items)} photos is more than {max_files} in one job")
+    return len(listing.items)
+
+
 def write_manifest_csv(output: Path) -> Path:
     """The manifest of the job's run as CSV for spreadsheets: nested columns (lists, structs) as JSON text."""
     from idphoto_ray.manifest import read_manifest
@@ -222,13 +322,18 @@ def run_service_job(job_dir: str, config_json: str) -> None:
     from idphoto_ray.job.run import run_job
 
     path = Path(job_dir)
-    JobStore.write_state(path, state="running", started_at=time.time())
+    config = JobConfig.model_validate_json(config_json)
+    uri_job = bool(read_state(path).get("output_uri"))
     try:
-        summary = run_job(JobConfig.model_validate_json(config_json), progress=False)
-        write_manifest_csv(path / "output")
+        before = review_count(config.output, config.storage_options) if uri_job else 0
+        JobStore.write_state(path, state="running", started_at=time.time(), review_before=before)
+        summary = run_job(config, progress=False)
+        if not uri_job:  # a URI job's output is the client's folder: nothing is added to it
+            write_manifest_csv(path / "output")
         JobStore.write_state(
             path,
             state="done",
+            run_id=summary.run_id,
             counts=summary.counts,
             reasons=summary.reasons,
             flags=summary.flags,

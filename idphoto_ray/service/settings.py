@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from idphoto_ray.config import Device, ProcessingOptions
 
@@ -57,6 +58,27 @@ class ServiceSettings(BaseModel):
     job_cpus: float = Field(
         0.0, ge=0, description="Logical CPUs the job driver task reserves (it mostly waits)."
     )
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders (/data/photos) or bucket prefixes (s3://bucket/prefix) that jobs may name as "
+        "input or output URIs, read and written with the server's rights; empty: URI jobs are refused (403).",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for URI jobs under bucket roots (e.g. {endpoint_url: ...}).",
+    )
+    link_ttl_s: float = Field(
+        600.0, gt=0, description="How long a download link (`delivery=link`) works; a request may ask less."
+    )
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _roots_are_plain(cls, roots: list[str]) -> list[str]:
+        from idphoto_ray.service.roots import parse_root
+
+        for root in roots:
+            parse_root(root)
+        return roots
 
     def bearer_token(self) -> str | None:
         """The configured token, else the replica's environment; None means auth is off."""
