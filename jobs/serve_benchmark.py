@@ -157,7 +157,7 @@ def batch_job(folder: Path, out: Path, model: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- service
-def start_service(model: str, workdir: Path) -> float:
+def start_service(model: str, workdir: Path, gate_wait_s: float | None = None) -> float:
     """Deploy the app on loopback; seconds until /readyz answers 200."""
     import httpx
     from ray import serve
@@ -173,6 +173,8 @@ def start_service(model: str, workdir: Path) -> float:
         "default_specs": SPECS,
         "default_backgrounds": BACKGROUNDS,
     }
+    if gate_wait_s is not None:
+        settings["gate_wait_s"] = gate_wait_s
     serve.run(build_app(settings), name="idphoto-bench", route_prefix="/")
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -415,6 +417,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=180.0,
         help="Longest wait for in-flight requests after sending stops; the rest count as unfinished.",
     )
+    parser.add_argument(
+        "--gate-wait-s", type=float, help="The service's gate_wait_s (default: the settings'; 0: gate off)."
+    )
     parser.add_argument("--runs", type=int, default=1, help="Repeat everything; figures are medians.")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "idphoto-bench-data"))
     parser.add_argument("--out", help="Write the figures as JSON here.")
@@ -449,7 +454,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             replicate(files, len(files), folder)
             job = batch_job(folder, Path(tmp) / f"job{run}", args.model)
             print(f"  batch job            {job['photos_per_s']:6.2f} photos/s", flush=True)
-            ready_s = start_service(args.model, Path(tmp) / f"service{run}")
+            ready_s = start_service(args.model, Path(tmp) / f"service{run}", args.gate_wait_s)
             print(f"  service ready in {ready_s:.1f} s", flush=True)
             try:
                 service = service_run(

@@ -194,24 +194,32 @@ def test_deliver_replaces_bytes_with_urls(tmp_path):
 
 
 def test_a_lone_photo_goes_straight_to_the_segmenter():
-    async def run() -> bool:
-        gate = SegmentGate(max_group=8, max_wait_s=60)
-        with gate.preparing():
+    async def run() -> None:
+        gate = SegmentGate(max_group=8, max_wait_s=60, threads=2)
+        with gate.preparing(), gate.on_cpu():
             await asyncio.sleep(0)
         await asyncio.wait_for(gate.wait(), 1)  # no sibling preparing: no wait (60 s would time out)
-        return True
 
-    assert asyncio.run(run())
+    asyncio.run(run())
 
 
-def test_prepared_photos_leave_together_when_the_last_sibling_is_prepared():
+def test_a_photo_is_not_held_while_a_cpu_thread_is_free():
+    async def run() -> None:
+        gate = SegmentGate(max_group=8, max_wait_s=60, threads=2)
+        with gate.preparing(), gate.on_cpu():  # a sibling preparing on one of two threads
+            await asyncio.wait_for(gate.wait(), 1)
+
+    asyncio.run(run())
+
+
+def test_prepared_photos_leave_together_when_the_cpu_runs_out_of_preparation():
     async def run() -> list[str]:
-        gate = SegmentGate(max_group=8, max_wait_s=60)
+        gate = SegmentGate(max_group=8, max_wait_s=60, threads=1)
         events: list[str] = []
         done = [asyncio.Event() for _ in range(3)]
 
         async def photo(i: int) -> None:
-            with gate.preparing():
+            with gate.preparing(), gate.on_cpu():
                 await done[i].wait()
             events.append(f"prepared {i}")
             await gate.wait()
@@ -231,8 +239,8 @@ def test_prepared_photos_leave_together_when_the_last_sibling_is_prepared():
 
 def test_the_gate_releases_on_a_full_group_a_failed_sibling_or_the_wait_limit():
     async def full_group() -> None:
-        gate = SegmentGate(max_group=2, max_wait_s=60)
-        with gate.preparing():  # a third photo still preparing: only the full group releases the two
+        gate = SegmentGate(max_group=2, max_wait_s=60, threads=1)
+        with gate.preparing(), gate.on_cpu():  # a third photo still preparing: only the full group releases
             waiting = asyncio.create_task(gate.wait())
             await asyncio.sleep(0.01)
             assert not waiting.done()
@@ -240,17 +248,18 @@ def test_the_gate_releases_on_a_full_group_a_failed_sibling_or_the_wait_limit():
             await asyncio.wait_for(waiting, 1)
 
     async def failed_sibling() -> None:
-        gate = SegmentGate(max_group=8, max_wait_s=60)
+        gate = SegmentGate(max_group=8, max_wait_s=60, threads=1)
         waiting = None
-        with pytest.raises(ValueError), gate.preparing():
+        with pytest.raises(ValueError), gate.preparing(), gate.on_cpu():
             waiting = asyncio.create_task(gate.wait())
             await asyncio.sleep(0.01)
+            assert not waiting.done()
             raise ValueError("decode error")
         await asyncio.wait_for(waiting, 1)
 
     async def wait_limit() -> None:
-        gate = SegmentGate(max_group=8, max_wait_s=0.05)
-        with gate.preparing():
+        gate = SegmentGate(max_group=8, max_wait_s=0.05, threads=1)
+        with gate.preparing(), gate.on_cpu():
             await asyncio.wait_for(gate.wait(), 1)
 
     for case in (full_group, failed_sibling, wait_limit):

@@ -29,12 +29,9 @@ from idphoto_ray.types import PhotoError
 #: the window only has to catch a burst; alone a photo loses 10 of ~300 ms.
 BATCH_WAIT_S = 0.01
 MAX_BATCH = 8
-#: Longest a prepared photo waits at the gate for siblings still preparing: about one photo's preparation
-#: (decode + face models, 0.1–0.4 s for 1–12 MP on this CPU); it only ever waits while the CPU is busy.
-GATE_WAIT_S = 0.3
-#: Photos one finisher replica holds at once. Only `cpu_threads` of them use the CPU at a time; the rest wait
-#: for a thread or for the segmenter, which is what lets the segmenter see several photos at once (with 4,
-#: 171 of 178 batches had one photo). 16 × a 20 MB upload plus working images stays under ~1 GB.
+#: Photos one finisher replica holds at once. One thread per core works on them; the rest wait for a thread
+#: or at the gate, which is what lets the segmenter see several at once (with 4, 171 of 178 batches had one
+#: photo). The three replicas' summed RSS went 0.9 → 1.2 GB at 32 clients (docs/service.md).
 FINISHER_ONGOING = 16
 
 
@@ -105,11 +102,13 @@ class Finisher:
         self.catalogue = all_specs(config.spec_files)
         self.segmenter = segmenter
         self.model_size: int | None = None
-        self.cpu = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="finish")
-        self.gate = SegmentGate(MAX_BATCH, GATE_WAIT_S)
+        threads = max(1, os.cpu_count() or 1)
+        self.cpu = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="finish")
+        self.gate = SegmentGate(MAX_BATCH, config.gate_wait_s, threads)
 
     async def _on_cpu(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+        with self.gate.on_cpu():
+            return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
 
     async def ready(self) -> bool:
         """True once the segmenter answers too: what /readyz reports."""

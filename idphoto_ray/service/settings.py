@@ -67,6 +67,12 @@ class ServiceSettings(BaseModel):
         default_factory=dict,
         description="fsspec options for URI jobs under bucket roots (e.g. {endpoint_url: ...}).",
     )
+    gate_wait_s: float = Field(
+        0.3,
+        ge=0,
+        description="Longest a prepared photo waits for photos of the same finisher still preparing, so the "
+        "segmenter gets them as one batch (0: off; see service/gate.py).",
+    )
     link_ttl_s: float = Field(
         600.0, gt=0, description="How long a download link (`delivery=link`) works; a request may ask less."
     )
