@@ -7,7 +7,6 @@ Mistakes in the top-level values are refused before Ray starts, in one line on s
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from idphoto_ray import __version__
 from idphoto_ray.config import JobConfig, ProcessingOptions, load_config
+from idphoto_ray.console import closed_pipe_exit, configure_logging
 from idphoto_ray.install_check import require_onnxruntime
 
 RUN_EXAMPLES = """examples:
@@ -331,39 +331,33 @@ def _version_line() -> str:
     return f"idphoto-ray {__version__}" + (f" ({', '.join(others)})" if others else "")
 
 
-class _StderrAtEmit(logging.StreamHandler):
-    """Writes to whatever sys.stderr is when a record is emitted (quiet.py swaps it during a run)."""
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
 def _one_line(exc: BaseException) -> str:
     return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: the command's exit code; a closed stdout (`| head`) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: the exit's own flush would print a traceback we cannot catch
+        return code
+    except BrokenPipeError:
+        return closed_pipe_exit()
+
+
+def _main(argv: list[str] | None) -> int:
     require_onnxruntime()
     args = build_parser().parse_args(argv)
     if args.func is None or (args.cmd == "models" and not args.models_cmd):
         args.parser.print_help()
         return 0
-    handler = _StderrAtEmit()
-    handler.setFormatter(
-        logging.Formatter("%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
-    )
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+    configure_logging(args.verbose)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # ModelUnavailable, DeviceError: messages say what to do
+    except RuntimeError as exc:  # ModelUnavailable, DeviceError, RayStartError: messages say what to do
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
 

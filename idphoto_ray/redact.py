@@ -109,15 +109,46 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 class ScrubSecrets(logging.Filter):
-    """A logging filter that removes known secrets from every record it sees (attach to a handler)."""
+    """A logging filter that removes known secrets from every record it sees (attach to a handler).
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    URL credentials (`scheme://user:pass@`) are scrubbed even when no secret is known; a traceback is
+    formatted and scrubbed here too, since an error text from a store may quote a credential.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = frozenset(secrets)
+        self.secrets: set[str] = set()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Scrub these too; never fewer: a record from an earlier run may still be on its way."""
+        self.secrets.update(s for s in secrets if len(s) >= _MIN_SCRUB_LEN)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = scrub(message, self.secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, self.secrets)
         return True
+
+
+def scrub_handlers(secrets: Iterable[str] = (), logger: logging.Logger | None = None) -> None:
+    """Every handler of `logger` (the root by default) scrubs `secrets` from now on, in this process.
+
+    Filters on a logger skip the records of its child loggers; filters on handlers see them all. With no
+    handler configured Python writes WARNING records through `logging.lastResort`: that one is covered.
+    """
+    target = logger or logging.getLogger()
+    handlers = list(target.handlers) or [logging.lastResort]
+    for handler in handlers:
+        if handler is None:
+            continue
+        present = [f for f in handler.filters if isinstance(f, ScrubSecrets)]
+        if present:
+            present[0].add(secrets)
+        else:
+            handler.addFilter(ScrubSecrets(secrets))

@@ -191,3 +191,63 @@ def test_a_run_keeps_ray_off_the_terminal_and_its_logs_in_rays_folder(tmp_path):
         assert (logs / "idphoto-ray-driver.err").exists()
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_output_to_a_closed_pipe_ends_quietly():
+    """`idphoto-ray specs | head -3`: no BrokenPipeError traceback, the exit status of a SIGPIPE'd tool."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idphoto_ray.cli", "specs"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # the reader is gone before the table is written: the write fails with EPIPE
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""
+
+    piped = subprocess.run(
+        ["bash", "-c", f"'{sys.executable}' -m idphoto_ray.cli specs | head -1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert piped.stderr == "" and len(piped.stdout.splitlines()) == 1
+
+
+def test_a_local_ray_that_cannot_start_is_one_line(tmp_path, monkeypatch, capsys, mediapipe_models):
+    """Ray's own exception for a node that misses its startup deadline becomes one line saying what to do."""
+    import ray
+
+    from idphoto_ray.samples import sample_files
+
+    def timed_out(*args, **kwargs):  # what ray/_private/node.py raises after 30 s without a raylet
+        raise Exception(  # noqa: TRY002 - Ray's own type
+            "The current node timed out during startup. This could happen because some of the raylet "
+            "failed to startup or the GCS has become overloaded."
+        )
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # the session's Ray may be up already
+    monkeypatch.setattr(ray, "init", timed_out)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(sample_files()["portrait/upright.jpg"])
+    code = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "out"),
+            "--model",
+            "mediapipe-selfie",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(
+        "error: could not start a local Ray node (The current node timed out during startup"
+    )
+    assert "RAY_ADDRESS" in err and "busy" in err

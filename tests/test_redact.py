@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
-from idphoto_ray.redact import REDACTED, ScrubSecrets, is_secret_name, redact, scrub, secret_values
+import pytest
+
+from idphoto_ray.redact import (
+    REDACTED,
+    ScrubSecrets,
+    is_secret_name,
+    redact,
+    scrub,
+    scrub_handlers,
+    secret_values,
+)
 
 S3 = {
     "key": "AKIAEXAMPLEKEY",
@@ -64,3 +76,53 @@ def test_free_text_and_log_lines_are_scrubbed(caplog):
         caplog.handler.removeFilter(handler_filter)
     assert "wJalrXUtnFEMI" not in caplog.text and "nested-secret-value" not in caplog.text
     assert "endpoint_url" in caplog.text
+
+
+def test_handlers_scrub_records_of_child_loggers_and_their_tracebacks():
+    import io
+
+    parent = logging.getLogger("test_redact_scrub")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    parent.addHandler(handler)
+    try:
+        scrub_handlers(secret_values(S3), logger=parent)
+        scrub_handlers({"later-run-secret"}, logger=parent)  # a second run adds to the same filter
+        assert len([f for f in handler.filters if isinstance(f, ScrubSecrets)]) == 1
+        child = logging.getLogger("test_redact_scrub.job")
+        child.warning("PUT s3://photos/a.jpg with key %s failed", S3["key"])
+        child.warning("and later-run-secret too")
+        try:
+            raise OSError(f"403 for https://minio:s3cr3tpass@minio.local:9000 token {S3['token']}")
+        except OSError:
+            child.exception("write failed")
+    finally:
+        parent.removeHandler(handler)
+    text = stream.getvalue()
+    assert "OSError: 403" in text and text.count(REDACTED) >= 4
+    for secret in (S3["key"], "later-run-secret", "s3cr3tpass", S3["token"]):
+        assert secret not in text, secret
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        # the CLI's driver: its one stderr handler scrubs URL credentials from the start
+        "from idphoto_ray.console import configure_logging; configure_logging(False)",
+        # a Ray worker process: no handler on the root logger, records go through logging.lastResort
+        "from idphoto_ray.job.worker import scrub_worker_logs; scrub_worker_logs(['fault-suite-token'])",
+    ],
+)
+def test_a_secret_in_a_log_record_is_scrubbed_before_it_reaches_stderr(setup):
+    code = (
+        f"import logging; {setup}; "
+        "logging.getLogger('idphoto_ray.job.stages').warning("
+        "'preview not written: GET https://user:hunter2pass@store.local/x?tok=fault-suite-token')"
+    )
+    if "configure_logging" in setup:
+        code = code.replace("fault-suite-token", "url-only")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "preview not written: GET https://***@store.local/x" in proc.stderr, proc.stderr
+    assert "hunter2pass" not in proc.stderr and "fault-suite-token" not in proc.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import platform
 import time
 from collections import Counter
@@ -25,11 +24,12 @@ from idphoto_ray.entries import skipped_line
 from idphoto_ray.job.persist import NO_SPACE, OutputFull, write_manifest
 from idphoto_ray.job.pool import photos_in_flight, plan_pool
 from idphoto_ray.job.ray_private import job_data_context
+from idphoto_ray.job.ray_start import init_ray
 from idphoto_ray.job.stages import FinishStage, PrepareStage, SegmentStage, as_tasks
 from idphoto_ray.manifest import SCHEMA, latest_rows, new_run_id
 from idphoto_ray.manifest_store import read_parts
 from idphoto_ray.read import InputItem, is_local, list_inputs_detailed, open_filesystem, protocol_of
-from idphoto_ray.redact import secret_values
+from idphoto_ray.redact import scrub_handlers, secret_values
 from idphoto_ray.resume import assign_names, done_inputs, owned_names
 from idphoto_ray.run_record import write_run_record
 from idphoto_ray.write import join
@@ -81,17 +81,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
-    """Connect to RAY_ADDRESS when set (ray job submit), else start or reuse a local Ray."""
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False)
-
-
 def input_filesystem(items: list[InputItem], protocol: str, storage_options: dict[str, Any]) -> Any:
     """The filesystem the prepare stage reads the photos through: the photos' own, not the input list's.
 
@@ -138,6 +127,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     started = time.perf_counter()
     run_id = new_run_id()
     secrets = secret_values(config.storage_options)
+    scrub_handlers(secrets)  # a store's error text may quote a credential into a log line
     out_fs, out_root = open_filesystem(config.output, config.storage_options)
     manifest_dir = join(out_root, "manifest")
 

@@ -21,8 +21,9 @@ import ray
 
 from idphoto_ray import manifest
 from idphoto_ray.job import record
-from idphoto_ray.job.worker import tune_worker_process
+from idphoto_ray.job.worker import scrub_worker_logs, tune_worker_process
 from idphoto_ray.read import is_local
+from idphoto_ray.redact import secret_values
 from idphoto_ray.types import PhotoError, Reason, Step
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class FinishStage:
         from idphoto_ray.photo_path import PhotoPath
 
         tune_worker_process()
+        scrub_worker_logs(secret_values(storage_options))
         blazeface, face_mesh = ray.get(face_refs)
         self.path = PhotoPath.load(
             specs, backgrounds, options, blazeface=blazeface, face_mesh=face_mesh, plans=sheet_plans or ()

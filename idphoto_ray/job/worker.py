@@ -1,8 +1,9 @@
-"""Process settings for the CPU stages' worker processes (OpenCV threads, glibc malloc)."""
+"""Process settings for the CPU stages' worker processes (OpenCV threads, glibc malloc, log scrubbing)."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 #: glibc mallopt parameters: allocations up to 32 MB come from the heap, which keeps up to 64 MB freed.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -39,3 +40,14 @@ def _reuse_freed_memory() -> None:
             libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
         except (OSError, AttributeError):  # not glibc
             pass
+
+
+def scrub_worker_logs(secrets: Iterable[str]) -> None:
+    """This worker's log records lose the job's secrets before any handler writes them.
+
+    Worker log lines go to Ray's log folder and, with `log_to_driver`, to the driver's terminal; a warning
+    quoting a store's error (a preview not written to a bucket) may carry a credential or a signed URL.
+    """
+    from idphoto_ray.redact import scrub_handlers
+
+    scrub_handlers(secrets)
