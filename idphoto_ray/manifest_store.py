@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import posixpath
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,8 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from idphoto_ray.atomic import atomic_writer
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +40,14 @@ def _is_local(fs: Any) -> bool:
 def write_part(table: pa.Table, fs: fsspec.AbstractFileSystem, manifest_dir: str, name: str) -> str:
     """Write one part as `manifest_dir/name`, whole or not at all; returns its path.
 
-    Locally: temp file in the same folder, fsync, rename (a crash or ENOSPC leaves at most a dot-file, which
-    is removed here when possible). Object stores: one PUT of the finished bytes.
+    Locally: idphoto_ray.atomic's temp file in the same folder, fsync, rename (a crash or ENOSPC leaves at
+    most a dot-file, which is removed when possible). Object stores: one PUT of the finished bytes.
     """
     path = posixpath.join(manifest_dir.rstrip("/"), name)
     try:
         if _is_local(fs):
-            os.makedirs(manifest_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=manifest_dir)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    pq.write_table(table, handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            with atomic_writer(path, fsync=True) as handle:
+                pq.write_table(table, handle)
         else:
             buffer = io.BytesIO()
             pq.write_table(table, buffer)

@@ -61,8 +61,10 @@ class RunSummary:
 
     def table(self) -> str:
         lines = [
-            f"run {self.run_id}: {self.listed} inputs listed, {self.skipped} unchanged (skipped), "
-            f"{self.processed} processed in {self.wall_s:.1f} s ({self.images_per_s:.2f} images/s)",
+            (
+                f"run {self.run_id}: {self.listed} inputs listed, {self.skipped} unchanged (skipped), "
+                f"{self.processed} processed in {self.wall_s:.1f} s ({self.images_per_s:.2f} images/s)"
+            ),
         ]
         if self.processed == 0:
             lines.append("nothing to do: every input already has an ok/needs_review row for this config")

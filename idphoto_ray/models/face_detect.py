@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from idphoto_ray.models.session import Device, create_session
-from idphoto_ray.types import Face
+from idphoto_ray.models.session import create_session
+from idphoto_ray.types import Device, Face
 
 INPUT_SIZE = 128
 STRIDES = (8, 16, 16, 16)

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from idphoto_ray.models.session import Device, create_session
-from idphoto_ray.types import Face
+from idphoto_ray.models.session import create_session
+from idphoto_ray.types import Device, Face
 
 INPUT_SIZE = 192
 NUM_LANDMARKS = 468

@@ -1,14 +1,13 @@
 """Where converted and downloaded model files live, and how they get there safely.
 
-Several Ray workers on one node may fetch the same model at once, so every file is written to a
-temporary name in the target directory and renamed into place: readers never see half a file.
+Several Ray workers on one node may fetch the same model at once, so every file is written through
+`idphoto_ray.atomic` (fsync'd, renamed into place): readers never see half a file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 ENV_HOME = "IDPHOTO_RAY_HOME"
@@ -32,21 +31,3 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: fh.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file in the same directory and os.replace (atomic on POSIX)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

@@ -21,8 +21,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from idphoto_ray.atomic import atomic_write_bytes
 from idphoto_ray.config import Preprocess
-from idphoto_ray.models.home import ModelUnavailable, atomic_write_bytes, model_home, sha256_file
+from idphoto_ray.models.home import ModelUnavailable, model_home, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def fetch(names: list[str], from_tarball: Path | None = None, home: Path | None 
                 if digest != v.sha256:
                     raise ModelUnavailable(f"{v.name}: joined file has sha256 {digest}, pinned {v.sha256}")
                 _check_loads(data, v.name)
-                paths[v.name] = atomic_write_bytes(onnx_path(v.name, home), data)
+                paths[v.name] = atomic_write_bytes(onnx_path(v.name, home), data, fsync=True)
                 sidecar = {
                     "model": v.name,
                     "weights": v.weights,
@@ -205,7 +206,7 @@ def fetch(names: list[str], from_tarball: Path | None = None, home: Path | None 
                     "licence": LICENCE,
                 }
                 atomic_write_bytes(
-                    sidecar_path(v.name, home), (json.dumps(sidecar, indent=2) + "\n").encode()
+                    sidecar_path(v.name, home), (json.dumps(sidecar, indent=2) + "\n").encode(), fsync=True
                 )
                 log.info("cached %s as %s", v.name, paths[v.name])
     return paths

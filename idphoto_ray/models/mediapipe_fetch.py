@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from idphoto_ray.models.home import ModelUnavailable, atomic_write_bytes, model_home
+from idphoto_ray.atomic import atomic_write_bytes
+from idphoto_ray.models.home import ModelUnavailable, model_home
 from idphoto_ray.models.tflite_to_onnx import convert_tflite
 
 log = logging.getLogger(__name__)
@@ -178,9 +179,11 @@ def fetch(
         sources = _read_sources(models, wheel, Path(from_tflite) if from_tflite else None)
     paths = {}
     for m in models:
-        atomic_write_bytes(tflite_path(m.name, home), sources[m.name])
+        atomic_write_bytes(tflite_path(m.name, home), sources[m.name], fsync=True)
         onnx_model = convert_tflite(sources[m.name])
-        paths[m.name] = atomic_write_bytes(onnx_path(m.name, home), onnx_model.SerializeToString())
+        paths[m.name] = atomic_write_bytes(
+            onnx_path(m.name, home), onnx_model.SerializeToString(), fsync=True
+        )
         log.info("cached %s as %s", m.name, paths[m.name])
     return paths
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from idphoto_ray.config import Preprocess
 from idphoto_ray.models import isnet_npm, mediapipe_fetch, rembg_models, u2net_arch
 from idphoto_ray.models.segmenters import MEDIAPIPE_SELFIE_PREPROCESS, OnnxSegmenter
-from idphoto_ray.models.session import Device
 from idphoto_ray.models.sources import (
     FetchOptions,
     Generated,
@@ -27,6 +26,7 @@ from idphoto_ray.models.sources import (
     RembgHome,
     Uri,
 )
+from idphoto_ray.types import Device
 
 if TYPE_CHECKING:
     from idphoto_ray.config import JobConfig

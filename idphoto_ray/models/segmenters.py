@@ -17,7 +17,8 @@ import numpy as np
 import onnx
 
 from idphoto_ray.config import Preprocess
-from idphoto_ray.models.session import Device, create_session
+from idphoto_ray.models.session import create_session
+from idphoto_ray.types import Device
 
 #: MediaPipe selfie segmentation after our TFLite→ONNX conversion: [0, 1] input, probability output.
 MEDIAPIPE_SELFIE_PREPROCESS = Preprocess(

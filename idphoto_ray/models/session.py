@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
-from typing import Literal
 
 import onnxruntime as ort
 
-Device = Literal["auto", "cpu", "cuda"]
+from idphoto_ray.types import Device
 
 # Libraries the CUDA provider dlopens; the first one missing is named in the error.
 _CUDA_LIBS = ("libcudart.so.12", "libcublasLt.so.12", "libcublas.so.12", "libcudnn.so.9", "libcufft.so.11")

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from idphoto_ray.models.home import atomic_write_bytes
+from idphoto_ray.atomic import atomic_write_bytes
 
 Variant = Literal["u2net", "u2netp"]
 
@@ -230,4 +230,4 @@ def generate(variant: Variant, path: Path, seed: int = 0) -> Path:
     """Write the random-weight model to `path` once (atomic rename) and return it."""
     if path.exists():
         return path
-    return atomic_write_bytes(path, build_u2net(variant, seed).SerializeToString())
+    return atomic_write_bytes(path, build_u2net(variant, seed).SerializeToString(), fsync=True)

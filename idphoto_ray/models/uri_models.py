@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import fsspec
 
-from idphoto_ray.models.home import ModelUnavailable, atomic_write_bytes, model_home, sha256_file
+from idphoto_ray.atomic import atomic_write_bytes, atomic_writer
+from idphoto_ray.models.home import ModelUnavailable, model_home, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +33,13 @@ def _sidecar(path: Path) -> Path:
 
 
 def _copy(uri: str, dest: Path) -> str:
-    """Stream `uri` to `dest` through a temp file + rename; returns the sha256 of what was written."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Stream `uri` to `dest` (idphoto_ray.atomic: whole or not at all); returns the sha256 of what was
+    written."""
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, fsspec.open(uri, "rb") as src:
-            for chunk in iter(lambda: src.read(_CHUNK), b""):
-                digest.update(chunk)
-                out.write(chunk)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from other users of a shared home
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(dest, fsync=True) as out, fsspec.open(uri, "rb") as src:
+        for chunk in iter(lambda: src.read(_CHUNK), b""):
+            digest.update(chunk)
+            out.write(chunk)
     return digest.hexdigest()
 
 
@@ -76,6 +68,6 @@ def fetch_uri(uri: str, home: Path | None = None) -> Path:
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise ModelUnavailable(f"cannot copy model_uri {uri!r} to {dest}: {reason}") from exc
-    atomic_write_bytes(_sidecar(dest), f"{checksum}\n".encode())
+    atomic_write_bytes(_sidecar(dest), f"{checksum}\n".encode(), fsync=True)
     log.info("copied %s to %s (sha256 %s)", uri, dest, checksum)
     return dest
