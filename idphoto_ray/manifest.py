@@ -8,6 +8,7 @@ into `timings_ms`) and checked against the schema. Search here for where any man
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,8 @@ from idphoto_ray.types import OutputKind, Reason, Status, Step, TimingStage
 
 if TYPE_CHECKING:
     from idphoto_ray.layout import RenderedSheet
-    from idphoto_ray.photo import PhotoResult, RenderedOutput
+    from idphoto_ray.photo import PhotoResult
+    from idphoto_ray.render import RenderedOutput
 
 #: One file made for an input: an ID photo (kind photo) or a print sheet of its photos (kind layout, with
 #: its paper; its spec is the sheet's specs joined by "+"). Contracts note §6.
@@ -110,19 +112,27 @@ METRIC_COLUMNS = ("face_count", "face_box", "eyes", *_SCALAR_METRICS)
 def new_row(
     input_path: str, input_id: str, input_bytes: int, input_sha256: str, run_id: str, config_hash: str
 ) -> dict[str, Any]:
-    """A row for one input of one run: identity filled, status ok until something says otherwise."""
+    """A row for one input of one run: identity filled, status ok until something says otherwise.
+
+    An input that was never read (a read_error: no hash) has neither a size nor a hash.
+    """
     row = empty_row()
     row.update(
         input_path=input_path,
         input_id=input_id,
-        input_bytes=input_bytes,
-        input_sha256=input_sha256,
+        input_bytes=input_bytes if input_sha256 else None,
+        input_sha256=input_sha256 or None,
         run_id=run_id,
         config_hash=config_hash,
         status=Status.OK.value,
         timings_ms={},
     )
     return row
+
+
+def add_input_size(row: dict[str, Any], size: tuple[int | None, int | None]) -> None:
+    """The input's (width, height) in pixels, EXIF-upright; None where it did not decode."""
+    row["width"], row["height"] = size
 
 
 def fail(row: dict[str, Any], reason: Reason, message: str) -> None:
@@ -196,7 +206,7 @@ def entry_for(path: str | None, item: RenderedOutput | RenderedSheet, source_sca
 
     `source_scale` (working px per input px) turns the photo's affine from working to input pixels.
     """
-    from idphoto_ray.geometry import input_affine
+    from idphoto_ray.geometry.affine import input_affine
     from idphoto_ray.layout import RenderedSheet
 
     if isinstance(item, RenderedSheet):
@@ -219,6 +229,15 @@ def entry_for(path: str | None, item: RenderedOutput | RenderedSheet, source_sca
         len(item.data),
         input_affine(item.affine, source_scale),
     )
+
+
+def set_outputs(
+    row: dict[str, Any],
+    files: Iterable[tuple[str | None, RenderedOutput | RenderedSheet]],
+    source_scale: float,
+) -> None:
+    """`outputs` from (where it was written or None, photo or sheet) pairs, in input pixels (`entry_for`)."""
+    row["outputs"] = [entry_for(path, item, source_scale) for path, item in files]
 
 
 def finish_row(row: dict[str, Any]) -> dict[str, Any]:

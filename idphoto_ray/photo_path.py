@@ -17,7 +17,6 @@ fits in `prepare` later: it would return a model input cut around the face and t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,8 +26,10 @@ import numpy as np
 from idphoto_ray.backgrounds import Background, parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import decode_image
-from idphoto_ray.photo import PhotoResult, RenderedOutput, process_photo
+from idphoto_ray.photo import PhotoResult, process_photo
+from idphoto_ray.render import RenderedOutput
 from idphoto_ray.specs import PhotoSpec
+from idphoto_ray.timing import timed
 from idphoto_ray.types import PhotoError, Reason, Status, Step
 from idphoto_ray.write import join, write_bytes
 
@@ -64,17 +65,15 @@ def prepare(data: bytes, options: ProcessingOptions, model_size: int) -> Prepare
     """bytes → the segmenter's square input (size²×3 uint8); raises PhotoError for a bad file."""
     from idphoto_ray.models.segmenters import model_input
 
-    started = time.perf_counter()
-    decoded = decode_image(
-        data, long_side=options.working_long_side, max_pixels=options.max_pixels, cover=model_size
-    )
-    model_image = model_input(decoded.rgb, model_size)
-    ms = (time.perf_counter() - started) * 1000
+    timings: dict[str, float] = {}
+    with timed(timings, Step.DECODE):
+        decoded = decode_image(
+            data, long_side=options.working_long_side, max_pixels=options.max_pixels, cover=model_size
+        )
+        model_image = model_input(decoded.rgb, model_size)
     if decoded.reduced:
-        return Prepared(model_image, decoded.original_size, data, None, 1.0, {Step.DECODE.value: ms})
-    return Prepared(
-        model_image, decoded.original_size, b"", decoded.rgb, decoded.scale, {Step.DECODE.value: ms}
-    )
+        return Prepared(model_image, decoded.original_size, data, None, 1.0, timings)
+    return Prepared(model_image, decoded.original_size, b"", decoded.rgb, decoded.scale, timings)
 
 
 def working_image(prepared: Prepared, options: ProcessingOptions) -> tuple[np.ndarray, float]:
@@ -84,14 +83,10 @@ def working_image(prepared: Prepared, options: ProcessingOptions) -> tuple[np.nd
     """
     if prepared.working is not None and prepared.working.size:
         return prepared.working, prepared.scale
-    started = time.perf_counter()
-    try:
+    with timed(prepared.timings_ms, Step.DECODE):
         decoded = decode_image(
             prepared.data, long_side=options.working_long_side, max_pixels=options.max_pixels
         )
-    finally:
-        key = Step.DECODE.value
-        prepared.timings_ms[key] = prepared.timings_ms.get(key, 0.0) + (time.perf_counter() - started) * 1000
     return decoded.rgb, decoded.scale
 
 
@@ -213,7 +208,7 @@ class PhotoPath:
         """
         from idphoto_ray import manifest
 
-        row["width"], row["height"] = prepared.original_size
+        manifest.add_input_size(row, prepared.original_size)
         try:
             image, scale = working_image(prepared, self.options)
         except PhotoError as exc:
@@ -242,11 +237,8 @@ class PhotoPath:
         if not self.plans or result.status == Status.FAILED:
             return []
         photos = {(out.spec, out.background): out.data for out in result.outputs}
-        started = time.perf_counter()
-        sheets = make_sheets(self.plans, photos, self.options.jpeg_quality)
-        key = Step.ENCODE.value
-        result.timings_ms[key] = result.timings_ms.get(key, 0.0) + (time.perf_counter() - started) * 1000
-        return sheets
+        with timed(result.timings_ms, Step.ENCODE):
+            return make_sheets(self.plans, photos, self.options.jpeg_quality)
 
 
 def output_path(root: str, name: str, output: RenderedOutput | RenderedSheet) -> str:

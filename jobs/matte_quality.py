@@ -39,9 +39,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from idphoto_ray import matte_checks, matte_metrics, photo
+from idphoto_ray import matte_checks, matte_metrics, photo, render
 from idphoto_ray.config import ProcessingOptions
-from idphoto_ray.geometry import select_subject
+from idphoto_ray.geometry.face import select_subject
 from idphoto_ray.models.home import model_home, sha256_file
 from idphoto_ray.models.segmenters import model_input
 from idphoto_ray.photo_path import PhotoPath, quantize_masks
@@ -263,23 +263,26 @@ def load_baseline_refine(ref: str) -> Any:
 
 
 class _Patched:
-    """Runs process_photo with another module's refinement functions in photo.py's namespace."""
+    """Runs process_photo with another module's refinement functions in the namespaces that call them
+    (photo.py: the person's alpha; render.py: matting and decontamination per spec)."""
 
     def __init__(self, module: Any | None) -> None:
         self.module = module
-        self.saved: dict[str, Any] = {}
+        self.saved: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> None:
         if self.module is None:
             return
-        for name in REFINE_NAMES:
-            if hasattr(photo, name) and hasattr(self.module, name):
-                self.saved[name] = getattr(photo, name)
-                setattr(photo, name, getattr(self.module, name))
+        for caller in (photo, render):
+            for name in REFINE_NAMES:
+                if hasattr(caller, name) and hasattr(self.module, name):
+                    self.saved.append((caller, name, getattr(caller, name)))
+                    setattr(caller, name, getattr(self.module, name))
 
     def __exit__(self, *exc: object) -> None:
-        for name, value in self.saved.items():
-            setattr(photo, name, value)
+        for caller, name, value in reversed(self.saved):
+            setattr(caller, name, value)
+        self.saved.clear()
 
 
 # --- scoring -----------------------------------------------------------------------------------------

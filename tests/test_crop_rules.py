@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idphoto_ray import crop_rules
-from idphoto_ray.geometry import LeveledFrame, plan_crop, transform_points
+from idphoto_ray.geometry import crop_rules
+from idphoto_ray.geometry.affine import transform_points
+from idphoto_ray.geometry.crop import plan_crop
+from idphoto_ray.geometry.level import LeveledFrame
 from idphoto_ray.specs import get_spec
 
 # A head 260 px tall (crown 200, chin 460), eyes at 336.5, face midline x = 350, in a 700 px wide source.

@@ -6,22 +6,23 @@ import numpy as np
 import pytest
 from synthetic_person import draw_person
 
-from idphoto_ray.geometry import (
-    LeveledFrame,
+from idphoto_ray.geometry.affine import transform_points
+from idphoto_ray.geometry.crop import extract_crop, plan_crop
+from idphoto_ray.geometry.face import (
     chin_point,
-    crown_touches_top,
     expression_flags,
     expression_measures,
-    extract_crop,
     eye_centers,
+    select_subject,
+    yaw_estimate_deg,
+)
+from idphoto_ray.geometry.level import (
+    LeveledFrame,
+    crown_touches_top,
     find_crown_y,
-    plan_crop,
     roll_deg,
     roll_tolerance_deg,
     roll_uncertain,
-    select_subject,
-    transform_points,
-    yaw_estimate_deg,
 )
 from idphoto_ray.refine import upsample_mask
 from idphoto_ray.specs import get_spec

@@ -199,7 +199,7 @@ def test_photo_path_writes_sheets_after_the_photos_and_lists_them(tmp_path, medi
     row = manifest.new_row("in/alice.jpg", "alice.jpg", len(data), "sha", "run", "hash")
     finished = path.finish_row(row, prepared, quantize_masks(segmenter([prepared.model_image]))[0], 1.0)
     written = write_outputs(fsspec.filesystem("file"), str(tmp_path / "out"), "alice", finished.files)
-    row["outputs"] = [manifest.entry_for(p, item, finished.scale) for p, item in written]
+    manifest.set_outputs(row, written, finished.scale)
     row = manifest.finish_row(row)
 
     assert row["status"] in ("ok", "needs_review") and row["width"] == 1280

@@ -162,18 +162,18 @@ def test_without_landmarks_falls_back_to_keypoints_and_asks_for_review():
 
 
 def test_crop_regions_equal_cropping_the_fully_leveled_canvas_even_off_canvas():
-    from idphoto_ray.geometry import CropPlan, LeveledFrame, extract_crop
-    from idphoto_ray.photo import _crop_layers, _Head
+    from idphoto_ray.geometry.crop import CropPlan, crop_layers, extract_crop
+    from idphoto_ray.geometry.level import Head, LeveledFrame
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (120, 90, 3), dtype=np.uint8)
     alpha = rng.random((120, 90), dtype=np.float32)
     for frame in (LeveledFrame.level(image, alpha, (45.0, 40.0), 7.0), LeveledFrame.unrotated(image, alpha)):
-        head = _Head(frame, np.zeros(2), np.zeros(2), np.zeros(2), (0.0, 0.0, 1.0, 1.0), 0.0, 1.0, {})
+        head = Head(frame, np.zeros(2), np.zeros(2), np.zeros(2), (0.0, 0.0, 1.0, 1.0), 0.0, 1.0, {})
         for x0, y0, w, h in ((10.3, 5.7, 60.0, 80.0), (-20.0, -15.0, 50.0, 70.0), (500.0, 400.0, 30.0, 40.0)):
             for out in ((30, 40), (120, 160)):  # shrinking (area pre-scale) and enlarging
                 plan = CropPlan(x0, y0, w, h, out[0], out[1], "crown")
-                rgb, a, valid = _crop_layers(head, plan)
+                rgb, a, valid = crop_layers(head, plan)
                 assert rgb.shape == (out[1], out[0], 3) and a.shape == valid.shape == (out[1], out[0])
                 np.testing.assert_allclose(a, extract_crop(frame.full("alpha"), plan), atol=1e-4)
                 np.testing.assert_allclose(valid, extract_crop(frame.full("valid"), plan), atol=1e-4)

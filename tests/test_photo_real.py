@@ -18,7 +18,8 @@ from skimage import data
 from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import decode_image
-from idphoto_ray.geometry import MESH_CHIN, eye_centers, roll_deg
+from idphoto_ray.geometry.face import MESH_CHIN, eye_centers
+from idphoto_ray.geometry.level import roll_deg
 from idphoto_ray.models.face_detect import PIPELINE_DETECTOR, BlazeFaceDetector
 from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
@@ -185,7 +186,7 @@ def test_affine_maps_the_input_onto_the_output_file(models, astronaut3x, tmp_pat
     equals the original input warped by the affine the manifest will carry."""
     from affine_check import subject_error
 
-    from idphoto_ray.geometry import input_affine
+    from idphoto_ray.geometry.affine import input_affine
 
     tilted = astronaut3x.resize((2560, 2560), Image.Resampling.LANCZOS).rotate(
         10, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)

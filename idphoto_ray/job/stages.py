@@ -210,8 +210,6 @@ class FinishStage:
                 self.run_id,
                 self.config_hash,
             )
-            if not row["input_sha256"]:  # never read (read_error): no size, no hash
-                row["input_bytes"] = row["input_sha256"] = None
             try:
                 self._finish(row, batch, i)
             except Exception as exc:  # noqa: BLE001 - the row must be written whatever happened
@@ -250,9 +248,7 @@ class FinishStage:
         started = time.perf_counter()
         try:
             written = write_outputs(self.fs, self.root, name, finished.files)
-            row["outputs"] = [
-                manifest.entry_for(self._uri(path), item, finished.scale) for path, item in written
-            ]
+            manifest.set_outputs(row, [(self._uri(path), item) for path, item in written], finished.scale)
         except OSError as exc:  # message names the path (write_outputs): full disk, read-only, name too long
             manifest.fail(row, Reason.WRITE_ERROR, str(exc))
         manifest.add_time(row, Step.WRITE, (time.perf_counter() - started) * 1000)

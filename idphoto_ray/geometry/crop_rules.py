@@ -8,7 +8,7 @@ plain background where the source had background is harmless and is not reported
 The standards give ranges, not points (head height, crown margin or eye line), so the crop is searched over
 those ranges: the placement closest to the middle of every range that shows no cut wins; when every
 placement within the rules shows one, the one with the shallowest cut is used and the cut is flagged.
-All coordinates are in the levelled working frame (geometry.LeveledFrame's canvas) unless a name says output.
+All coordinates are in the levelled working frame (level.LeveledFrame's canvas) unless a name says output.
 """
 
 from __future__ import annotations
