@@ -13,7 +13,7 @@ from typing import Any
 
 from idphoto_ray import manifest
 from idphoto_ray.layout import RenderedSheet
-from idphoto_ray.photo import RenderedOutput
+from idphoto_ray.render import RenderedOutput
 from idphoto_ray.types import Flag, Reason
 
 #: An upload's `input_path`: the service never names a server-side file.
@@ -35,7 +35,7 @@ def answer(
     `inline=False` leaves each file's raw bytes under `data` for the ingress to turn into a download link.
     """
     files = files if row["status"] != "failed" else []
-    row["outputs"] = [manifest.entry_for(None, item, scale) for item in files]
+    manifest.set_outputs(row, ((None, item) for item in files), scale)
     row = manifest.finish_row(row)
     outputs = []
     for entry, item in zip(row["outputs"], files if row["outputs"] else [], strict=True):  # [] if rejected
