@@ -34,6 +34,17 @@ SIDE_REACH_FACTOR = 0.25
 #: …up to this share of the frame. Calibration composites: a coffee cup or rocket kept beside the head
 #: 0.006–0.022, long hair falling past the face 0.016–0.021 (flagged too: the price of catching every cup).
 MAX_SIDE_BLOB_SHARE = 0.005
+#: Translucent matte (SOFT_MIN_ALPHA ≤ α < 0.9) farther than SOFT_REACH_FACTOR face widths from the
+#: opaque subject, above the bottom quarter, whose colour is more than SOFT_COLOUR_DISTANCE (RGB, 0–255) from
+#: the opaque subject nearby: letters or shapes of the old backdrop kept as a see-through band above or
+#: beside the hair. Stray hair is as far out but keeps the hair's colour, which is why colour is asked too.
+SOFT_MIN_ALPHA = 0.15
+SOFT_REACH_FACTOR = 0.02
+SOFT_COLOUR_DISTANCE = 60.0
+#: That band's area over the face width squared. Calibration half, IS-Net, cn-1inch and us-passport
+#: (docs/quality.md): outputs judged clean at 100 % ≤ 0.0018; visible translucent remnants or glow
+#: 0.0031–0.027 (backdrop letters above the hair 0.013–0.014), one at 0.0010 (caught by the remnant test).
+MAX_SOFT_BAND = 0.0025
 #: Halo: mean old-backdrop share in the edge band above this is flagged. Calibration composites: real
 #: halos on brick 0.18–0.21 (edge spill against the truth 0.09–0.12); clean edges up to 0.13.
 MAX_HALO = 0.15
@@ -96,6 +107,21 @@ def side_blob_share(alpha: np.ndarray, face_x: tuple[float, float], crown_y: flo
     return float(rows[:, :c0].sum() + rows[:, c1:].sum()) / float(alpha.size)
 
 
+def soft_band(alpha: np.ndarray, fg: np.ndarray, face_width: float) -> float:
+    """Translucent matte far from the opaque subject and unlike its colour, over the face width squared;
+    bottom quarter left out (clothes meet the frame there). See SOFT_REACH_FACTOR."""
+    a = np.asarray(alpha, dtype=np.float32)
+    core = a >= 0.9
+    if not core.any():
+        return 0.0
+    width = max(face_width, 1.0)
+    distance = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
+    subject, support = _weighted_mean(fg, core.astype(np.float32), max(3, round(0.08 * width)))
+    unlike = np.linalg.norm(np.asarray(fg, dtype=np.float32) - subject, axis=-1) > SOFT_COLOUR_DISTANCE
+    band = (a >= SOFT_MIN_ALPHA) & ~core & (distance > SOFT_REACH_FACTOR * width) & (support > 0.02) & unlike
+    return float(band[: int(0.75 * a.shape[0])].sum()) / width**2
+
+
 def halo_score(rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray) -> float:
     """Mean old-backdrop share α·c in the edge band, c from `matte_metrics.contamination` with the subject's
     colour taken from its opaque interior nearby and the backdrop's from the source around it."""
@@ -142,18 +168,20 @@ def matte_flags(
     """All three checks on one output (output px). Returns raw measures and the flags they raise."""
     remnant = remnant_share(rgb, alpha)
     side = side_blob_share(alpha, face_x, crown_y, chin_y)
+    soft = soft_band(alpha, fg, face_x[1] - face_x[0])
     halo = halo_score(rgb, alpha, fg)
     flat = crown_flat_share(alpha, *face_x)
     ratio = (chin_y - crown_y) / max(chin_y - eye_y, 1e-6)
     metrics = {
         "remnant_share": remnant,
         "side_blob_share": side,
+        "soft_band": soft,
         "halo": halo,
         "crown_flat_share": flat,
         "crown_chin_over_eye_chin": ratio,
     }
     flags = []
-    if remnant > MAX_REMNANT_SHARE or side > MAX_SIDE_BLOB_SHARE:
+    if remnant > MAX_REMNANT_SHARE or side > MAX_SIDE_BLOB_SHARE or soft > MAX_SOFT_BAND:
         flags.append(BACKGROUND_REMNANT)
     if halo > MAX_HALO:
         flags.append(HALO)

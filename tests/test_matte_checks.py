@@ -86,3 +86,33 @@ def test_object_beside_the_head_is_a_background_remnant():
     metrics, flags = _flags(rgb, alpha)
     assert metrics["side_blob_share"] > mc.MAX_SIDE_BLOB_SHARE
     assert mc.BACKGROUND_REMNANT in flags
+
+
+def _translucent_strip(
+    rgb: np.ndarray, alpha: np.ndarray, colour: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A see-through strip (α 0.4) standing 8–20 px above the crown (y = 45), painted `colour` in fg."""
+    fg = rgb.copy()
+    alpha = alpha.copy()
+    alpha[25:37, 120:180] = 0.4
+    fg[25:37, 120:180] = colour
+    return fg, alpha
+
+
+def test_translucent_backdrop_band_above_the_hair_is_a_background_remnant():
+    """Backdrop letters kept as a see-through band above the hair (devset img36): far from the opaque head
+    and unlike its colour."""
+    rgb, alpha = _head()
+    fg, alpha = _translucent_strip(rgb, alpha, np.array([90.0, 90.0, 90.0]))
+    metrics, flags = _flags(rgb, alpha, fg)
+    assert metrics["soft_band"] > mc.MAX_SOFT_BAND, metrics
+    assert mc.BACKGROUND_REMNANT in flags
+
+
+def test_stray_hair_of_the_heads_colour_is_not_a_remnant():
+    """The same band in the subject's own colour is stray hair: kept, not flagged."""
+    rgb, alpha = _head()
+    fg, alpha = _translucent_strip(rgb, alpha, SKIN)
+    metrics, flags = _flags(rgb, alpha, fg)
+    assert metrics["soft_band"] == 0.0, metrics
+    assert flags == [], metrics
