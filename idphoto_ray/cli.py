@@ -84,6 +84,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--format", choices=["jpeg", "png"], dest="output_format", help=_help("output_format", model=options)
     )
     p.add_argument("--matting", choices=["guided", "closed-form"], help=_help("matting", model=options))
+    p.add_argument("--segment-region", choices=["roi", "whole"], help=_help("segment_region", model=options))
     _add_output_flags(p)
 
 
@@ -107,6 +108,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             ("max_kb", args.max_kb),
             ("output_format", args.output_format),
             ("matting", args.matting),
+            ("segment_region", args.segment_region),
         )
         if v is not None
     }

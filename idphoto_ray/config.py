@@ -64,6 +64,11 @@ class ProcessingOptions(BaseModel):
         "guided",
         description="guided: edge-aware guided filter; closed-form: pymatting on a trimap (slow, best hair).",
     )
+    segment_region: Literal["roi", "whole"] = Field(
+        "whole",
+        description="roi: segment a region around the subject holding every frame the specs may choose"
+        " (face found on the small decode); whole: the whole photo.",
+    )
     decontaminate: bool = Field(
         True, description="Estimate true foreground colour at edges to remove background fringes."
     )

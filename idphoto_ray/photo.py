@@ -62,11 +62,13 @@ def process_photo(
     backgrounds: list[Background],
     options: ProcessingOptions,
     source_scale: float = 1.0,
+    mask_region: tuple[float, float, float, float] | None = None,
 ) -> PhotoResult:
     """Make every spec × background from one working-resolution image and its model-resolution mask.
 
     source_scale = working px per original px (decode downscale), so inter-eye distance is reported in
-    the original file's pixels.
+    the original file's pixels. mask_region: the working-px box the mask covers when it is not the whole
+    image (region-of-interest segmentation, region.py).
     """
     timings: dict[str, float] = {}
     metrics: dict[str, Any] = {}
@@ -86,6 +88,7 @@ def process_photo(
             metrics,
             flags,
             outputs,
+            mask_region,
         )
     except PhotoError as exc:
         return PhotoResult(Status.FAILED, exc.reason, exc.message, [], metrics, [], timings)
@@ -111,6 +114,7 @@ def _run(
     metrics: dict[str, Any],
     flags: list[str],
     outputs: list[RenderedOutput],
+    mask_region: tuple[float, float, float, float] | None = None,
 ) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise PhotoError(Reason.INTERNAL_ERROR, f"expected HxWx3 uint8 RGB, got {image.dtype} {image.shape}")
@@ -156,7 +160,7 @@ def _run(
             roll = 0.0  # two models disagree on the eye line: leave the photo as taken, for a person to judge
 
     with timed(timings, Step.MASK):
-        alpha = person_alpha(mask, image.shape, face.box)
+        alpha = person_alpha(mask, image.shape, face.box, mask_region)
     if float(alpha.max(initial=0.0)) < 0.5:
         raise PhotoError(Reason.NO_PERSON, "the person mask is empty around the detected face")
     if crown_touches_top(alpha, face.box[0], face.box[2]):

@@ -11,8 +11,9 @@ The job's finish stage and the service call `finish_row` instead of `finish`: th
 photo's manifest row filled on the way (manifest.py builds it), so both report a photo the same way.
 
 `prepare` and `finish` raise nothing for a bad photo: `prepare` raises `PhotoError` (the caller records
-the reason), `finish` returns a failed `PhotoResult`. A face-detector region of interest for segmentation
-fits in `prepare` later: it would return a model input cut around the face and the box it came from.
+the reason), `finish` returns a failed `PhotoResult`. With `processing.segment_region: roi`, `prepare`
+finds the subject on its small decode and cuts the model input around it (region.py); `Prepared.region`
+says where, and `finish` puts the mask back there, background outside.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import numpy as np
 
 from idphoto_ray.backgrounds import Background, parse_background
 from idphoto_ray.config import ProcessingOptions
-from idphoto_ray.decode import decode_image
+from idphoto_ray.decode import DecodedImage, decode_image
 from idphoto_ray.photo import PhotoResult, process_photo
+from idphoto_ray.region import Box, RegionFinder, pixel_box
 from idphoto_ray.render import RenderedOutput
 from idphoto_ray.specs import PhotoSpec
 from idphoto_ray.timing import timed
@@ -59,10 +61,19 @@ class Prepared:
     #: Working px per input px of `working` (1.0 until the working image is decoded).
     scale: float
     timings_ms: dict[str, float]
+    #: What `model_image` shows, as fractions (x0, y0, x1, y1) of the upright image; None: all of it.
+    region: Box | None = None
 
 
-def prepare(data: bytes, options: ProcessingOptions, model_size: int) -> Prepared:
-    """bytes → the segmenter's square input (size²×3 uint8); raises PhotoError for a bad file."""
+def prepare(
+    data: bytes, options: ProcessingOptions, model_size: int, finder: RegionFinder | None = None
+) -> Prepared:
+    """bytes → the segmenter's square input (size²×3 uint8); raises PhotoError for a bad file.
+
+    With a `finder` the input is the region around the subject (the face found on the small decode, ~10 ms
+    counted as decoding); a JPEG is decoded again, larger, when the region would have fewer pixels than
+    the model's input (never beyond the working size).
+    """
     from idphoto_ray.models.segmenters import model_input
 
     timings: dict[str, float] = {}
@@ -70,10 +81,40 @@ def prepare(data: bytes, options: ProcessingOptions, model_size: int) -> Prepare
         decoded = decode_image(
             data, long_side=options.working_long_side, max_pixels=options.max_pixels, cover=model_size
         )
-        model_image = model_input(decoded.rgb, model_size)
+        region = finder(decoded.rgb) if finder is not None else None
+        rgb = decoded.rgb
+        if region is None:
+            model_image = model_input(rgb, model_size)
+        else:
+            if decoded.reduced:
+                rgb = _decode_for_region(data, options, decoded, region, model_size)
+            c0, r0, c1, r1 = pixel_box(region, rgb.shape)
+            h, w = rgb.shape[:2]
+            region = (c0 / w, r0 / h, c1 / w, r1 / h)
+            model_image = model_input(np.ascontiguousarray(rgb[r0:r1, c0:c1]), model_size)
     if decoded.reduced:
-        return Prepared(model_image, decoded.original_size, data, None, 1.0, timings)
-    return Prepared(model_image, decoded.original_size, b"", decoded.rgb, decoded.scale, timings)
+        return Prepared(model_image, decoded.original_size, data, None, 1.0, timings, region)
+    return Prepared(model_image, decoded.original_size, b"", decoded.rgb, decoded.scale, timings, region)
+
+
+def _decode_for_region(
+    data: bytes, options: ProcessingOptions, decoded: DecodedImage, region: Box, model_size: int
+) -> np.ndarray:
+    """The small decode, or a larger one when the region in it is smaller than the model's input (and a
+    larger one exists: never beyond the working size or the file's own)."""
+    rgb = decoded.rgb
+    h, w = rgb.shape[:2]
+    short = min(h, w)
+    # cover = the short side at which the region's narrower extent reaches model_size px.
+    need = max(
+        model_size * short / ((region[2] - region[0]) * w), model_size * short / ((region[3] - region[1]) * h)
+    )
+    largest = min(options.working_long_side, max(decoded.original_size))
+    if need <= short + 0.5 or max(h, w) >= largest:
+        return rgb
+    return decode_image(
+        data, long_side=options.working_long_side, max_pixels=options.max_pixels, cover=int(np.ceil(need))
+    ).rgb
 
 
 def working_image(prepared: Prepared, options: ProcessingOptions) -> tuple[np.ndarray, float]:
@@ -125,6 +166,8 @@ class PhotoPath:
         self.backgrounds = backgrounds
         self.options = options
         self.plans = list(plans)
+        roi = options.segment_region == "roi" and bool(specs)
+        self.finder = RegionFinder(detector, specs, options.multiple_face_ratio) if roi else None
 
     def with_outputs(
         self, specs: list[PhotoSpec], backgrounds: list[str], plans: SheetPlans = ()
@@ -167,11 +210,19 @@ class PhotoPath:
         )
 
     def prepare(self, data: bytes, model_size: int) -> Prepared:
-        return prepare(data, self.options, model_size)
+        """The segmenter's input for one photo: the region around the subject when `segment_region: roi`."""
+        return prepare(data, self.options, model_size, self.finder)
 
-    def finish_image(self, image: np.ndarray, scale: float, mask: np.ndarray) -> PhotoResult:
-        """Every spec × background from the working image and the uint8 model-size mask; never raises."""
+    def finish_image(
+        self, image: np.ndarray, scale: float, mask: np.ndarray, region: Box | None = None
+    ) -> PhotoResult:
+        """Every spec × background from the working image and the uint8 model-size mask; never raises.
+
+        `region`: what the mask covers, as fractions of the image (`Prepared.region`); None: all of it.
+        """
         alpha = mask.astype(np.float32) / 255.0
+        h, w = image.shape[:2]
+        box = None if region is None else (region[0] * w, region[1] * h, region[2] * w, region[3] * h)
         return process_photo(
             image,
             alpha,
@@ -181,6 +232,7 @@ class PhotoPath:
             self.backgrounds,
             self.options,
             source_scale=scale,
+            mask_region=box,
         )
 
     def finish(self, prepared: Prepared, mask: np.ndarray) -> PhotoResult:
@@ -189,7 +241,7 @@ class PhotoPath:
             image, scale = working_image(prepared, self.options)
         except PhotoError as exc:
             return PhotoResult(Status.FAILED, exc.reason, exc.message, timings_ms=dict(prepared.timings_ms))
-        result = self.finish_image(image, scale, mask)
+        result = self.finish_image(image, scale, mask, prepared.region)
         result.timings_ms = {**prepared.timings_ms, **result.timings_ms}
         return result
 
@@ -220,7 +272,7 @@ class PhotoPath:
         if segment_error or mask is None:
             manifest.fail(row, Reason.SEGMENTATION_ERROR, segment_error)
             return Finished(image, [], scale)
-        result = self.finish_image(image, scale, mask)
+        result = self.finish_image(image, scale, mask, prepared.region)
         sheets = self.sheets(result)
         manifest.add_result(row, result, scale)
         if row["status"] == Status.FAILED:

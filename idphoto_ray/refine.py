@@ -45,21 +45,63 @@ def _box_overlap_labels(labels: np.ndarray, box: tuple[float, float, float, floa
 
 
 def person_alpha(
-    mask: np.ndarray, shape: tuple[int, ...], face_box: tuple[float, float, float, float]
+    mask: np.ndarray,
+    shape: tuple[int, ...],
+    face_box: tuple[float, float, float, float],
+    region: tuple[float, float, float, float] | None = None,
 ) -> np.ndarray:
     """The model's S×S mask → the subject's matte at working size, stray blobs dropped, small holes filled.
 
     The clean-up runs on the mask at model resolution and the result is upsampled once. Bilinear
     upsampling is local, so next to the person the matte is exactly the upsampled model mask, as when
     cleaning after upsampling; but labelling 65k pixels instead of 2 MP took the step from 32 to 4 ms a photo.
+    `region` (x0, y0, x1, y1 in working px) is what the mask covers when it is not the whole image
+    (region-of-interest segmentation); outside it the matte is background.
     """
     mask = np.asarray(mask, dtype=np.float32)
-    sy, sx = mask.shape[0] / float(shape[0]), mask.shape[1] / float(shape[1])
+    rx0, ry0, rx1, ry1 = region if region is not None else (0.0, 0.0, float(shape[1]), float(shape[0]))
+    sy, sx = mask.shape[0] / (ry1 - ry0), mask.shape[1] / (rx1 - rx0)
     x0, y0, x1, y1 = face_box
     # Outward to whole model pixels, so a face a few working pixels wide still touches one.
-    small_box = (np.floor(x0 * sx), np.floor(y0 * sy), np.ceil(x1 * sx), np.ceil(y1 * sy))
+    small_box = (
+        np.floor((x0 - rx0) * sx),
+        np.floor((y0 - ry0) * sy),
+        np.ceil((x1 - rx0) * sx),
+        np.ceil((y1 - ry0) * sy),
+    )
     cleaned = clean_mask(mask, small_box, margin_px=MODEL_MARGIN_PX)
-    return upsample_mask(cleaned, shape)
+    if region is None:
+        return upsample_mask(cleaned, shape)
+    return place_mask(cleaned, region, shape)
+
+
+def place_mask(
+    mask: np.ndarray, region: tuple[float, float, float, float], shape: tuple[int, ...]
+) -> np.ndarray:
+    """A mask covering `region` (x0, y0, x1, y1, working px) → the working image's size, 0 outside the region.
+
+    Bilinear with the pixel-centre convention of `upsample_mask` (a region equal to the image gives its
+    result); edges are replicated up to the region's border, so at the image's own edges nothing fades.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    x0, y0, x1, y1 = (float(v) for v in region)
+    c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    c1, r1 = min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
+    out = np.zeros((h, w), np.float32)
+    if c1 <= c0 or r1 <= r0:
+        return out
+    sx, sy = (x1 - x0) / mask.shape[1], (y1 - y0) / mask.shape[0]
+    # mask pixel u's centre lands on working x = x0 + (u + 0.5)·sx − 0.5; shifted to the slice's corner.
+    m = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5 - c0], [0.0, sy, y0 + 0.5 * sy - 0.5 - r0]])
+    local = cv2.warpAffine(
+        np.asarray(mask, np.float32),
+        m,
+        (c1 - c0, r1 - r0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    out[r0:r1, c0:c1] = np.clip(local, 0.0, 1.0)
+    return out
 
 
 def clean_mask(

@@ -3,6 +3,7 @@ baseline.
 
     python jobs/benchmark.py --n 300                       # the table for both models
     python jobs/benchmark.py --n 60 --batch-sizes 1,4,16,32 --actors 1,2 --model mediapipe-selfie
+    python jobs/benchmark.py --n 100 --model isnet         # IS-Net (`idphoto-ray models fetch isnet` first)
     python jobs/benchmark.py --memory-check                # peak RSS / object store at N=200 vs N=2000
     python jobs/benchmark.py --device cuda --n 5000        # on a GPU machine (samples nvidia-smi)
 
@@ -286,7 +287,7 @@ def _finish_one(
     import fsspec
 
     from idphoto_ray.decode import decode_image
-    from idphoto_ray.photo_path import prepare, quantize_masks, working_image, write_outputs
+    from idphoto_ray.photo_path import quantize_masks, working_image, write_outputs
     from idphoto_ray.review import write_thumbnail
     from idphoto_ray.types import PhotoError
 
@@ -294,9 +295,11 @@ def _finish_one(
     options = path.options
     t0 = time.perf_counter()
     hashlib.sha256(data).hexdigest()
+    region = None
     try:
         if mask is not None:  # the job's prepare: a model-size decode (JPEG) or the only decode (others)
-            prepared = prepare(data, options, mask.shape[0])
+            prepared = path.prepare(data, mask.shape[0])  # and the region around the subject (roi)
+            region = prepared.region
             steps["prepare"] = steps.get("prepare", 0.0) + (time.perf_counter() - t0) * 1000
             t0 = time.perf_counter()
             image, scale = working_image(prepared, options)
@@ -312,7 +315,7 @@ def _finish_one(
         steps["segment"] = steps.get("segment", 0.0) + (time.perf_counter() - t1) * 1000
     t2 = time.perf_counter()
     write_thumbnail(fs, out_root, name, image)
-    result = path.finish_image(image, scale, mask)
+    result = path.finish_image(image, scale, mask, region)
     for step, ms in result.timings_ms.items():
         steps[step] = steps.get(step, 0.0) + ms
     t3 = time.perf_counter()
@@ -336,7 +339,12 @@ def _warm_up(one: Any, n: int) -> None:
 def measure_bound(
     model: str, device: str, threads: int, batch: int, files: list[Path], options: Any, min_s: float
 ) -> dict[str, Any]:
-    """Model-only throughput: session.run on ready input tensors, batched, in a tight loop."""
+    """Model-only throughput: session.run on ready input tensors, batched, in a tight loop.
+
+    Only the mask output is fetched, as the segment stage does (IS-Net's graph has 11 more side outputs,
+    4 MB each per image). A graph exported with a fixed batch of 1 (IS-Net) is made dynamic first, as the
+    pipeline does on its first batch; if that fails the bound is batch 1.
+    """
     from idphoto_ray.decode import decode_image
     from idphoto_ray.models.segmenters import preprocess_batch
 
@@ -344,15 +352,17 @@ def measure_bound(
     images = [
         decode_image(f.read_bytes(), long_side=options.working_long_side).rgb for f in files[: max(batch, 8)]
     ]
+    if batch > 1 and not seg.ensure_batching():
+        batch = 1
     x = preprocess_batch(images, info.preprocess)
     while len(x) < batch:
         x = np.concatenate([x, x])[:batch]
     x = np.ascontiguousarray(x[:batch])
-    name = seg.session.get_inputs()[0].name
-    seg.session.run(None, {name: x})  # warm-up (allocations, kernels)
+    name, fetch = seg.session.get_inputs()[0].name, [seg.output_name]
+    seg.session.run(fetch, {name: x})  # warm-up (allocations, kernels)
     done, started = 0, time.perf_counter()
     while True:
-        seg.session.run(None, {name: x})
+        seg.session.run(fetch, {name: x})
         done += batch
         elapsed = time.perf_counter() - started
         if elapsed >= min_s and done >= 2 * batch:
@@ -377,16 +387,20 @@ def measure_cpu_stage(model: str, files: list[Path], options: Any, specs: list, 
     """
     import cv2
 
-    from idphoto_ray.decode import decode_image
     from idphoto_ray.job.worker import tune_worker_process
     from idphoto_ray.photo_path import quantize_masks
+    from idphoto_ray.types import PhotoError
 
     _, seg = _segmenter("cpu", model, None)
     path = _photo_path(specs, bgs, options)
     masks = []
     for f in files:
-        rgb = decode_image(f.read_bytes(), long_side=options.working_long_side).rgb
-        masks.append(quantize_masks(seg([rgb]))[0])
+        try:
+            prepared = path.prepare(f.read_bytes(), seg.input_size)  # the job's input: whole frame or roi
+        except PhotoError:
+            prepared = None
+        image = prepared.model_image if prepared is not None else np.zeros((8, 8, 3), np.uint8)
+        masks.append(quantize_masks(seg([image]))[0])
     del seg
     datas = [f.read_bytes() for f in files]
     steps: dict[str, float] = {}

@@ -1,7 +1,8 @@
 """Matte-quality benchmark: composites with a frozen truth, scored in output space. Prints a table.
 
     python jobs/matte_quality.py [--half validation] [--portraits 12] [--backgrounds 6]
-        [--models mediapipe-selfie,isnet] [--baseline-ref REF] [--sheets DIR] [--out results.json]
+        [--models mediapipe-selfie,isnet] [--regions whole,roi] [--variants improved]
+        [--baseline-ref REF] [--sheets DIR] [--out results.json]
 
 IS-Net rows need `idphoto-ray models fetch isnet` first (they are skipped with a note otherwise).
 
@@ -15,8 +16,11 @@ on a transparent background. The output matte is scored against the truth warped
 pipeline's own working → output affine. IS-Net rows are scored against IS-Net's own (cleaned) alpha: they
 carry that bias.
 
-Variants: each model × {`current`: refine.py as of --baseline-ref, measured in the same run; `improved`:
-this tree's refine.py}. Not a timed test; the default size runs in about 15 minutes on 2 cores.
+Variants: each model × region (`whole`: the whole composite is segmented; `roi`: the region around the
+subject that holds every frame, `processing.segment_region`) × refinement (`current`: refine.py as of
+--baseline-ref, measured in the same run; `improved`: this tree's refine.py). Seconds per photo are
+prepare + finish (the model's own time is the same for both regions: one input of the same size).
+Not a timed test; the default size runs in about 15 minutes on 2 cores with cached masks.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import hashlib
 import importlib.util
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -217,11 +222,17 @@ def build_truth(
 
 
 def cached_mask(
-    seg: Segmenter, model_image: np.ndarray, data: bytes, cache: Path, model_id: str
+    seg: Segmenter,
+    model_image: np.ndarray,
+    data: bytes,
+    cache: Path,
+    model_id: str,
+    region: tuple[float, ...] | None = None,
 ) -> np.ndarray:
-    """The model's mask for one composite, cached by the composite's bytes: masks don't change with
-    refinement."""
-    key = hashlib.sha256(data + model_id.encode()).hexdigest()[:20]
+    """The model's mask for one composite, cached by the composite's bytes and the region it shows: masks
+    don't change with refinement."""
+    where = b"" if region is None else ("|" + ",".join(f"{v:.6f}" for v in region)).encode()
+    key = hashlib.sha256(data + model_id.encode() + where).hexdigest()[:20]
     path = cache / "masks" / f"{key}.npy"
     if path.exists():
         return np.load(path).astype(np.float32) / 65535.0
@@ -278,11 +289,26 @@ class _Patched:
                 if hasattr(caller, name) and hasattr(self.module, name):
                     self.saved.append((caller, name, getattr(caller, name)))
                     setattr(caller, name, getattr(self.module, name))
+        if hasattr(photo, "person_alpha") and hasattr(self.module, "person_alpha"):
+            photo.person_alpha = _region_aware(self.module.person_alpha)
 
     def __exit__(self, *exc: object) -> None:
         for caller, name, value in reversed(self.saved):
             setattr(caller, name, value)
         self.saved.clear()
+
+
+def _region_aware(baseline: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A baseline `person_alpha` from before region-of-interest segmentation: it runs as it was for a
+    whole-frame mask; a region's mask is placed by this tree's (the clean-up is the same code)."""
+    from idphoto_ray import refine
+
+    def person_alpha(mask: np.ndarray, shape: tuple[int, ...], box: Any, region: Any = None) -> np.ndarray:
+        if region is None:
+            return baseline(mask, shape, box)
+        return refine.person_alpha(mask, shape, box, region)
+
+    return person_alpha
 
 
 # --- scoring -----------------------------------------------------------------------------------------
@@ -373,6 +399,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     sum(1 for r in rs if r["bleed"] <= MAX_BLEED),
                 ),
                 "s_per_photo": float(np.median([r["seconds"] for r in rs])),
+                "region_share": float(np.median([r.get("region_share", 1.0) for r in rs])),
             }
         )
     return table
@@ -386,7 +413,7 @@ def print_table(table: list[dict[str, Any]], truth_source: str) -> None:
     head = (
         f"{'variant':<34}{'n':>4}{'SAD/1k':>8}{'MSE':>9}{'grad/1k':>9}{'conn/1k':>9}{'spill':>8}{'colour':>8}"
         f"{'bleed<=.5%':>11}{'bleed p95':>10}{'hair<=10%':>10}{'hair p90':>9}{'flag bleed':>11}"
-        f"{'flag clean':>11}{'s/photo':>8}"
+        f"{'flag clean':>11}{'s/photo':>8}{'region':>7}"
     )
     print(head)
     for r in table:
@@ -395,7 +422,7 @@ def print_table(table: list[dict[str, Any]], truth_source: str) -> None:
             f"{r['variant']:<34}{r['n']:>4}{r['sad']:>8.2f}{r['mse']:>9.5f}{r['grad']:>9.2f}{r['conn']:>9.2f}"
             f"{r['edge_spill']:>8.4f}{r['edge_colour']:>8.4f}{r['bleed_ok']:>11.0%}{r['bleed_p95']:>10.2%}{r['hair_ok']:>10.0%}"
             f"{r['hair_loss_p90']:>9.1%}{_ratio(r['bleeding_flagged']):>11}{_ratio(r['clean_flagged']):>11}"
-            f"{r['s_per_photo']:>8.2f}{note}"
+            f"{r['s_per_photo']:>8.2f}{r['region_share']:>7.0%}{note}"
         )
 
 
@@ -411,7 +438,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--baseline-ref", default="49e59e3", help="git ref whose refine.py is the `current` variant"
     )
-    parser.add_argument("--variants", default="current,improved")
+    parser.add_argument(
+        "--variants", default="improved", help="refinements: current (refine.py at --baseline-ref), improved"
+    )
+    parser.add_argument("--regions", default="whole,roi", help="what is segmented: whole, roi")
     parser.add_argument("--cache", default=str(model_home() / "bench" / "matte"))
     parser.add_argument("--sheets", default=None, help="folder for per-variant contact sheets (JPEG)")
     parser.add_argument("--out", default=None, help="write all rows and the table as JSON")
@@ -423,6 +453,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     options = ProcessingOptions()
     spec = get_spec(SPEC)
     path = PhotoPath.load([spec], ["transparent"], options)
+    regions = args.regions.split(",")
+    paths = {
+        r: PhotoPath(
+            path.detector,
+            path.landmarker,
+            [spec],
+            path.backgrounds,
+            options.model_copy(update={"segment_region": r}),
+        )
+        for r in regions
+    }
     truth_seg = load_segmenter(args.truth_model)
     if truth_seg is None:
         print(f"truth model {args.truth_model!r} is not available (idphoto-ray models fetch isnet)")
@@ -455,21 +496,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             bg_name = bg_names[(p_index * args.backgrounds + k) % len(bg_names)]
             background = BACKGROUNDS[bg_name](h, w)
             data, _ = composite_jpeg(truth, background)
-            for model, seg in segmenters.items():
-                prepared = path.prepare(data, seg.size)
-                mask = cached_mask(seg, prepared.model_image, data, Path(args.cache), seg_ids[model])
+            for (model, seg), region in itertools.product(segmenters.items(), regions):
+                t0 = time.perf_counter()
+                prepared = paths[region].prepare(data, seg.size)
+                prepare_s = time.perf_counter() - t0
+                mask = cached_mask(
+                    seg, prepared.model_image, data, Path(args.cache), seg_ids[model], prepared.region
+                )
+                box = prepared.region or (0.0, 0.0, 1.0, 1.0)
                 for variant in variants:
-                    label = f"{model} / {variant}"
+                    label = f"{model} / {region} / {variant}"
                     t0 = time.perf_counter()
                     with _Patched(baseline if variant == "current" else None):
-                        result = path.finish(prepared, quantize_masks(mask[None])[0])
-                    seconds = time.perf_counter() - t0
+                        result = paths[region].finish(prepared, quantize_masks(mask[None])[0])
+                    seconds = time.perf_counter() - t0 + prepare_s
                     row: dict[str, Any] = {
                         "variant": label,
                         "portrait": name,
                         "background": bg_name,
                         "status": result.status.value,
                         "seconds": seconds,
+                        "region_share": (box[2] - box[0]) * (box[3] - box[1]),
                     }
                     if result.outputs:
                         out = np.asarray(Image.open(io.BytesIO(result.outputs[0].data)).convert("RGBA"))

@@ -1,4 +1,5 @@
-"""Smoke-size run of jobs/matte_quality.py (astronaut, 2 backgrounds, mediapipe-selfie) so it cannot rot."""
+"""Smoke-size run of jobs/matte_quality.py (astronaut, 1 background, mediapipe-selfie; both refinements and
+both regions) so it cannot rot."""
 
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ def test_matte_quality_smoke(mediapipe_models, tmp_path, capsys):
             "--models",
             "mediapipe-selfie",
             "--backgrounds",
-            "2",
+            "1",
+            "--variants",
+            "current,improved",
+            "--regions",
+            "whole,roi",
             "--cache",
             str(tmp_path / "cache"),
             "--sheets",
@@ -38,7 +43,8 @@ def test_matte_quality_smoke(mediapipe_models, tmp_path, capsys):
         ]
     )
     printed = capsys.readouterr().out
-    assert "mediapipe-selfie / current" in printed and "mediapipe-selfie / improved" in printed
+    labels = [f"mediapipe-selfie / {r} / {v}" for r in ("whole", "roi") for v in ("current", "improved")]
+    assert all(label in printed for label in labels), printed
     assert "biased" in printed  # the truth's own model says so next to its rows
     rows = result["rows"]
     assert len(rows) == 4 and all("sad" in r for r in rows), rows
@@ -48,10 +54,9 @@ def test_matte_quality_smoke(mediapipe_models, tmp_path, capsys):
     # Scored against (cleaned) mediapipe truth, mediapipe's own output is close: a broken warp would not be.
     assert max(r["mse"] for r in rows) < 0.02
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    assert sorted(p.name for p in (tmp_path / "sheets").glob("*.jpg")) == [
-        "mediapipe-selfie-current.jpg",
-        "mediapipe-selfie-improved.jpg",
-    ]
+    assert sorted(p.name for p in (tmp_path / "sheets").glob("*.jpg")) == sorted(
+        label.replace(" / ", "-") + ".jpg" for label in labels
+    )
 
 
 def test_devset_split_is_deterministic_and_disjoint(tmp_path):

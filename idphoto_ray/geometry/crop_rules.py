@@ -104,7 +104,7 @@ def _cut_depth(
     return depth, per_edge
 
 
-def _position_range(spec: PhotoSpec) -> tuple[str, float, float]:
+def position_range(spec: PhotoSpec) -> tuple[str, float, float]:
     """Which rule sets the vertical position and its range in output px: crown margin or eye line."""
     out_h = spec.size_px[1]
     if spec.crown_top_min_mm is not None and spec.crown_top_max_mm is not None:
@@ -133,7 +133,7 @@ def search(
     if head_src <= 1.0:
         raise PhotoError(Reason.NO_PERSON, f"head height {head_src:.1f}px: crown not above the chin")
     head_lo, head_hi = spec.mm_to_px(spec.head_min_mm), spec.mm_to_px(spec.head_max_mm)
-    rule, pos_lo, pos_hi = _position_range(spec)
+    rule, pos_lo, pos_hi = position_range(spec)
     half = SEARCHED_SHARE / 2.0
     unit = np.linspace(-half, half, steps if steps % 2 else steps + 1)  # odd: the middle is a candidate
     scales = ((head_lo + head_hi) / 2 + unit * (head_hi - head_lo)) / head_src

@@ -37,6 +37,7 @@ _IDENTITY: dict[str, str] = {
     "data": "The file's bytes when finishing must decode again (JPEG), else b''.",
     "working": "The working image when preparing decoded it (PNG, HEIC, TIFF), else an empty array.",
     "scale": "Working px per input px of `working`.",
+    "region": "What the segmenter sees: fractions (x0, y0, x1, y1) of the upright image; (0, 0, 1, 1): all.",
 }
 
 #: The prepare stage's output: the segment stage's input.

@@ -209,6 +209,8 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             options=config.processing,
             model_size=seg_info.preprocess.input_size,
             filesystem=input_filesystem(items, protocol, config.storage_options),
+            detector_ref=model_refs[PIPELINE_DETECTOR],
+            specs=[specs[name] for name in config.specs],
         )
         ds = ds.map_batches(prepare, batch_size=8, batch_format="numpy")
         seg_kwargs: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}

@@ -28,6 +28,9 @@ from idphoto_ray.types import PhotoError, Reason, Step
 
 log = logging.getLogger(__name__)
 
+#: The `region` column's value for a photo segmented whole.
+WHOLE_FRAME = (0.0, 0.0, 1.0, 1.0)
+
 #: Per worker process: the live instance of each stage class run as tasks, and the build it came from.
 _LIVE: dict[type, tuple[str, Any]] = {}
 
@@ -62,14 +65,33 @@ class PrepareStage:
     this input's `read_error` row, never a failed read task that ends the job.
     """
 
-    def __init__(self, done_ref: Any, options: Any, model_size: int, filesystem: Any) -> None:
-        """`filesystem`: the photos' fsspec filesystem (it pickles with its options), None for local files."""
+    def __init__(
+        self,
+        done_ref: Any,
+        options: Any,
+        model_size: int,
+        filesystem: Any,
+        detector_ref: Any = None,
+        specs: list | None = None,
+    ) -> None:
+        """`filesystem`: the photos' fsspec filesystem (it pickles with its options), None for local files.
+
+        `detector_ref` (BlazeFace's bytes) and `specs` find the region to segment when
+        `options.segment_region` is `roi`; without them the whole photo is segmented.
+        """
         import fsspec
 
         tune_worker_process()
         self.done: dict[str, str] = ray.get(done_ref)
         self.options = options
         self.size = model_size
+        self.finder = None
+        if options.segment_region == "roi" and detector_ref is not None and specs:
+            from idphoto_ray.models.registry import build_face_detector
+            from idphoto_ray.region import RegionFinder
+
+            detector = build_face_detector(ray.get(detector_ref))
+            self.finder = RegionFinder(detector, specs, options.multiple_face_ratio)
         self.local = filesystem is None
         self.fs = filesystem or fsspec.filesystem("file")
 
@@ -95,6 +117,7 @@ class PrepareStage:
             "working": np.empty(n, dtype=object),
             "scale": np.ones(n),
             "model_image": np.zeros((n, self.size, self.size, 3), dtype=np.uint8),
+            "region": np.tile(np.array(WHOLE_FRAME, dtype=np.float32), (n, 1)),
         }
         for i in range(n):
             out["input_path"][i] = str(batch["uri"][i])
@@ -116,8 +139,10 @@ class PrepareStage:
                 continue
             started = time.perf_counter()
             try:
-                prepared = prepare(data, self.options, self.size)
+                prepared = prepare(data, self.options, self.size, self.finder)
                 out["model_image"][i] = prepared.model_image
+                if prepared.region is not None:
+                    out["region"][i] = prepared.region
                 out["width"][i], out["height"][i] = prepared.original_size
                 out["data"][i] = prepared.data
                 if prepared.working is not None:
@@ -229,6 +254,7 @@ class FinishStage:
             batch["working"][i],
             float(batch["scale"][i]),
             {Step.DECODE.value: float(batch["decode_ms"][i])},
+            _region(batch["region"][i]),
         )
         if batch["reason"][i]:
             manifest.fail(row, Reason(batch["reason"][i]), str(batch["message"][i]))
@@ -255,3 +281,9 @@ class FinishStage:
 
     def _uri(self, path: str) -> str:
         return path if is_local(self.fs) else self.fs.unstrip_protocol(path)
+
+
+def _region(value: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The `region` column's value as `Prepared.region`: None for the whole frame."""
+    x0, y0, x1, y1 = (float(v) for v in value)
+    return None if (x0, y0, x1, y1) == WHOLE_FRAME else (x0, y0, x1, y1)

@@ -129,14 +129,14 @@ class Finisher:
         `inline=False`: each output's raw bytes under `data`, for the ingress to store behind a link.
         """
         await self.ready()
+        path = self.path.with_outputs([self.catalogue[s] for s in specs], backgrounds, sheets)
         try:
             with self.gate.preparing():
-                prepared = await self._on_cpu(self.path.prepare, data, self.model_size)
+                prepared = await self._on_cpu(path.prepare, data, self.model_size)
         except PhotoError as exc:
             return failed(data, exc.reason, exc.message)
         await self.gate.wait()
         mask, segment_ms, error = await self.segmenter.segment.remote(prepared.model_image)
-        path = self.path.with_outputs([self.catalogue[s] for s in specs], backgrounds, sheets)
         row = new_row(data)
         finished = await self._on_cpu(path.finish_row, row, prepared, mask, segment_ms, error)
         return await self._on_cpu(answer, row, finished.files, finished.scale, inline)
