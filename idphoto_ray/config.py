@@ -65,7 +65,7 @@ class ProcessingOptions(BaseModel):
         description="guided: edge-aware guided filter; closed-form: pymatting on a trimap (slow, best hair).",
     )
     segment_region: Literal["roi", "whole"] = Field(
-        "whole",
+        "roi",
         description="roi: segment a region around the subject holding every frame the specs may choose"
         " (face found on the small decode); whole: the whole photo.",
     )

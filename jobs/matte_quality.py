@@ -2,15 +2,16 @@
 
     python jobs/matte_quality.py [--half validation] [--portraits 12] [--backgrounds 6]
         [--models mediapipe-selfie,isnet] [--regions whole,roi] [--variants improved]
-        [--baseline-ref REF] [--sheets DIR] [--out results.json]
+        [--framing as-taken|loose] [--baseline-ref REF] [--sheets DIR] [--out results.json]
 
 IS-Net rows need `idphoto-ray models fetch isnet` first (they are skipped with a note otherwise).
 
 The method of the standard matting benchmarks: a truth is built once per development portrait from the
 strongest segmenter's alpha (IS-Net), cleaned (the subject's component only, holes inside the body filled,
 interior solid, soft values only in a thin edge band), with its foreground colour estimated (pymatting's
-multilevel solver); it is cached. Each portrait is composited onto new backgrounds (saturated walls,
-gradients, scikit-image textures and photos, colours near hair and skin), saved as a JPEG like a real photo,
+multilevel solver); it is cached. Each portrait (or, with `--framing loose`, the portrait at half size
+standing on a canvas of its size) is composited onto new backgrounds (saturated walls, gradients,
+scikit-image textures and photos, colours near hair and skin), saved as a JPEG like a real photo,
 and run through the real per-photo path (`PhotoPath.prepare`, the segmenter, `PhotoPath.finish`) for cn-1inch
 on a transparent background. The output matte is scored against the truth warped into output space with the
 pipeline's own working → output affine. IS-Net rows are scored against IS-Net's own (cleaned) alpha: they
@@ -68,6 +69,8 @@ SPEC = "cn-1inch"
 #: Targets from issue 13 (composites, default settings).
 MAX_BLEED = 0.005
 MAX_HAIR_LOSS = 0.10
+#: `--framing loose`: the portrait's scale on its canvas (a snapshot from twice as far away).
+LOOSE_SCALE = 0.5
 #: Crown region depth as a fraction of the output height: hair above the forehead on a 1寸 photo.
 CROWN_DEPTH_FRACTION = 0.12
 
@@ -240,6 +243,19 @@ def cached_mask(
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, np.rint(np.clip(mask, 0, 1) * 65535.0).astype(np.uint16))
     return mask
+
+
+def loosen(truth: Truth, scale: float) -> Truth:
+    """The truth shrunk by `scale` and stood at the bottom centre of a canvas of its own size: the same
+    portrait taken from further away (the framing where segmenting a region around the subject matters)."""
+    h, w = truth.alpha.shape
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    alpha = np.zeros((h, w), np.float32)
+    fg = np.zeros((h, w, 3), np.uint8)
+    x0, y0 = (w - sw) // 2, h - sh
+    alpha[y0:, x0 : x0 + sw] = cv2.resize(truth.alpha, (sw, sh), interpolation=cv2.INTER_AREA)
+    fg[y0:, x0 : x0 + sw] = cv2.resize(truth.fg, (sw, sh), interpolation=cv2.INTER_AREA)
+    return Truth(truth.name, fg, alpha, truth.source)
 
 
 def composite_jpeg(truth: Truth, background: np.ndarray) -> tuple[bytes, np.ndarray]:
@@ -442,6 +458,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--variants", default="improved", help="refinements: current (refine.py at --baseline-ref), improved"
     )
     parser.add_argument("--regions", default="whole,roi", help="what is segmented: whole, roi")
+    parser.add_argument(
+        "--framing",
+        choices=["as-taken", "loose"],
+        default="as-taken",
+        help=f"loose: each portrait at {LOOSE_SCALE:g}× on a canvas of its size (taken from further away)",
+    )
     parser.add_argument("--cache", default=str(model_home() / "bench" / "matte"))
     parser.add_argument("--sheets", default=None, help="folder for per-variant contact sheets (JPEG)")
     parser.add_argument("--out", default=None, help="write all rows and the table as JSON")
@@ -491,6 +513,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if truth is None:
             print(f"  {name}: no single subject, skipped")
             continue
+        if args.framing == "loose":
+            truth = loosen(truth, LOOSE_SCALE)
         h, w = truth.alpha.shape
         for k in range(args.backgrounds):
             bg_name = bg_names[(p_index * args.backgrounds + k) % len(bg_names)]
@@ -533,13 +557,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     table = summarise(rows)
     print(
-        f"\nmatte quality, {SPEC}, truth: {truth_seg.name} (cleaned); {len(rows)} outputs; "
-        f"{time.perf_counter() - started:.0f} s"
+        f"\nmatte quality, {SPEC}, framing {args.framing}, truth: {truth_seg.name} (cleaned); "
+        f"{len(rows)} outputs; {time.perf_counter() - started:.0f} s"
     )
     print_table(table, truth_seg.name)
     if args.sheets:
         _write_sheets(sheets, Path(args.sheets))
-    result = {"rows": rows, "table": table, "truth": truth_seg.name, "baseline_ref": args.baseline_ref}
+    result = {
+        "rows": rows,
+        "table": table,
+        "truth": truth_seg.name,
+        "baseline_ref": args.baseline_ref,
+        "framing": args.framing,
+    }
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1, default=str))
     return result

@@ -90,12 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default="mediapipe-selfie,isnet")
     ap.add_argument("--spec", default="cn-1inch")
     ap.add_argument("--limit", type=int, default=None, help="first N portraits of the half")
+    ap.add_argument("--photos", default=None, help="comma list of file names of the half (default: all)")
     ap.add_argument("--out", default="region-sheets")
     args = ap.parse_args(argv)
 
     devset = Path(args.devset)
     names = sorted(p.name for p in devset.glob("*.jpg"))
     names = [n for n in names[{"calibration": 0, "validation": 1}[args.half] :: 2] if n not in GROUP_PHOTOS]
+    if args.photos:
+        names = [n for n in names if n in args.photos.split(",")]
     names = names[: args.limit]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

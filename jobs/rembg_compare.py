@@ -5,7 +5,8 @@
 Issue 13's target: on 30 real portraits the job (`idphoto-ray run --model isnet`, one cn-1inch photo on
 white per portrait, manifest and review page included) takes at most 1.05 × the time of
 `rembg p -m dis_custom -x '{"model_path": <model home>/isnet/isnet-medium.onnx}' IN OUT` (a cut-out PNG per
-portrait, nothing else). Both are timed as a user runs them: a fresh process each, wall clock from start
+portrait, nothing else; REMBG_HOME is set to the model's folder, as rembg 2.0.86 loads custom models only
+from inside its home). Both are timed as a user runs them: a fresh process each, wall clock from start
 to exit, Ray's start and rembg's model load included. The two alternate order run by run, so a drift in
 the machine's load falls on both; the medians of `--runs` runs are compared, as the issue asks.
 
@@ -84,11 +85,18 @@ def rembg_command(inputs: Path, out: Path, model_path: Path) -> list[str]:
     return [rembg, "p", "-m", "dis_custom", "-x", extras, str(inputs), str(out)]
 
 
-def timed(cmd: list[str], log: Path) -> float:
+def rembg_env(model_path: Path) -> dict[str, str]:
+    """rembg 2.0.86 loads a custom model only from inside its home: REMBG_HOME = the file's folder."""
+    env = {k: v for k, v in os.environ.items() if k != "U2NET_HOME"}
+    env["REMBG_HOME"] = str(model_path.parent)
+    return env
+
+
+def timed(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> float:
     """Seconds from start to exit; the output goes to `log`, a failure stops the comparison."""
     started = time.perf_counter()
     with log.open("w") as fh:
-        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{cmd[0]} … exited {done.returncode}; see {log}:\n{log.read_text()[-2000:]}")
@@ -128,12 +136,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for tool in order:
                 out = work / f"{tool}-{run}"
                 shutil.rmtree(out, ignore_errors=True)
-                cmd = (
-                    ours_command(inputs, out, args)
-                    if tool == "ours"
-                    else rembg_command(inputs, out, model_path)
-                )
-                seconds = timed(cmd, work / f"{tool}-{run}.log")
+                if tool == "ours":
+                    cmd, env = ours_command(inputs, out, args), None
+                else:
+                    cmd, env = rembg_command(inputs, out, model_path), rembg_env(model_path)
+                seconds = timed(cmd, work / f"{tool}-{run}.log", env)
                 times[tool].append(seconds)
                 counts[tool] = count_ours(out) if tool == "ours" else len(list(out.glob("*.png")))
                 print(f"run {run + 1} {tool:<6} {seconds:7.1f} s  {counts[tool]}", flush=True)
