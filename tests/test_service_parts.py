@@ -283,3 +283,11 @@ def test_the_serve_config_file_holds_valid_settings_and_the_code_s_bounds():
         INGRESS_QUEUED,
     )
     assert deployments["Finisher"]["max_ongoing_requests"] == FINISHER_ONGOING
+
+
+def test_large_models_run_one_photo_at_a_time_on_a_cpu_only():
+    from idphoto_ray.service.deployments import MAX_BATCH, batch_limit
+
+    assert batch_limit("cpu", 1024) == 1  # IS-Net on a CPU: batching cost throughput and memory
+    assert batch_limit("cpu", 256) == MAX_BATCH  # mediapipe-selfie batches at no cost
+    assert batch_limit("cuda", 1024) == MAX_BATCH

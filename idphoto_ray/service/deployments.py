@@ -35,6 +35,20 @@ MAX_BATCH = 8
 FINISHER_ONGOING = 16
 
 
+#: On a CPU, a model input this large or larger runs one photo at a time: IS-Net (1024²) in batches of 2–3
+#: cut the service's throughput from 0.16 to 0.11 photos/s and doubled the segmenter's memory (3.3 → 6.1 GB)
+#: on 2 cores (serve_benchmark, 2026-12-02), while mediapipe-selfie (256²) batches at no cost. A GPU batches
+#: whatever the size.
+CPU_BATCH_LIMIT_PX = 512
+
+
+def batch_limit(device: str, input_size: int) -> int:
+    """Largest segmenter batch for this device and model input side."""
+    if device == "cpu" and input_size >= CPU_BATCH_LIMIT_PX:
+        return 1
+    return MAX_BATCH
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=32)
 class Segmenter:
     """One ONNX Runtime session per replica; concurrent callers' photos are run as one batch."""
@@ -50,10 +64,13 @@ class Segmenter:
             device = "cuda" if cuda_available() else "cpu"
         threads = 1 if device == "cuda" else max(1, (os.cpu_count() or 2) // 2)
         self.segmenter = build_segmenter(info, path.read_bytes(), device=device, intra_op_num_threads=threads)
+        limit = batch_limit(device, self.segmenter.input_size)
+        self.segment.set_max_batch_size(limit)
         self.info = {
             "model": info.name,
             "device": device,
             "threads": threads,
+            "max_batch": limit,
             "batching": self.segmenter.info,
         }
         self.batch_sizes: Counter[int] = Counter()
