@@ -43,7 +43,7 @@ SOFT_REACH_FACTOR = 0.02
 SOFT_COLOUR_DISTANCE = 60.0
 #: That band's area over the face width squared. Calibration half, IS-Net, cn-1inch and us-passport
 #: (docs/quality.md): outputs judged clean at 100 % ≤ 0.0018; visible translucent remnants or glow
-#: 0.0031–0.027 (backdrop letters above the hair 0.013–0.014), one at 0.0010 (caught by the remnant test).
+#: 0.0031–0.027 (backdrop letters above the hair 0.012–0.014), one at 0.0010 (caught by the remnant test).
 MAX_SOFT_BAND = 0.0025
 #: Halo: mean old-backdrop share in the edge band above this is flagged. Calibration composites: real
 #: halos on brick 0.18–0.21 (edge spill against the truth 0.09–0.12); clean edges up to 0.13.
