@@ -27,72 +27,61 @@ _DELIVERY: dict[str, Any] = {
     },
 }
 
-PHOTO_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "binary", "description": "The photo's bytes."},
-                        **_CHOICES,
-                        **_DELIVERY,
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image_base64"],
-                    "properties": {
-                        "image_base64": {"type": "string"},
-                        "specs": {"type": "array", "items": {"type": "string"}},
-                        "backgrounds": {"type": "array", "items": {"type": "string"}},
-                        "layout": {"description": "A paper name or a layout object"},
-                        **_DELIVERY,
-                    },
-                }
-            },
-        },
-    }
+#: specs, backgrounds and layout as a JSON body gives them (the multipart form's are `_CHOICES`).
+_JSON_CHOICES: dict[str, Any] = {
+    "specs": {"type": "array", "items": {"type": "string"}},
+    "backgrounds": {"type": "array", "items": {"type": "string"}},
+    "layout": {"description": "A paper name or a layout object"},
 }
-JOB_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "One zip of photos, or the photos themselves.",
-                        },
-                        **_CHOICES,
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["input_uri", "output_uri"],
-                    "description": "Only when the server's settings list allowed_roots (else 403).",
-                    "properties": {
-                        "input_uri": {"type": "string", "description": "A folder under an allowed root."},
-                        "output_uri": {"type": "string", "description": "A folder under an allowed root."},
-                        "specs": {"type": "array", "items": {"type": "string"}},
-                        "backgrounds": {"type": "array", "items": {"type": "string"}},
-                        "layout": {"description": "A paper name or a layout object"},
-                    },
-                }
-            },
-        },
+
+
+def _object(required: list[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"schema": {"type": "object", "required": required, **extra, "properties": properties}}
+
+
+def _body(multipart: dict[str, Any], json: dict[str, Any]) -> dict[str, Any]:
+    """A required request body taken as a multipart form or as JSON."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": multipart, "application/json": json},
+        }
     }
-}
+
+
+PHOTO_BODY: dict[str, Any] = _body(
+    _object(
+        ["image"],
+        {
+            "image": {"type": "string", "format": "binary", "description": "The photo's bytes."},
+            **_CHOICES,
+            **_DELIVERY,
+        },
+    ),
+    _object(["image_base64"], {"image_base64": {"type": "string"}, **_JSON_CHOICES, **_DELIVERY}),
+)
+JOB_BODY: dict[str, Any] = _body(
+    _object(
+        ["files"],
+        {
+            "files": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "description": "One zip of photos, or the photos themselves.",
+            },
+            **_CHOICES,
+        },
+    ),
+    _object(
+        ["input_uri", "output_uri"],
+        {
+            "input_uri": {"type": "string", "description": "A folder under an allowed root."},
+            "output_uri": {"type": "string", "description": "A folder under an allowed root."},
+            **_JSON_CHOICES,
+        },
+        description="Only when the server's settings list allowed_roots (else 403).",
+    ),
+)
 
 
 class PhotoJson(BaseModel):
