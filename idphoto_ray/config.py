@@ -77,10 +77,18 @@ class ProcessingOptions(BaseModel):
         description="blur-fusion: fast box-filter estimate; ml: pymatting's multilevel solver (slow).",
     )
     min_inter_eye_px: float = Field(
-        90.0, gt=0, description="ICAO minimum inter-eye distance in source pixels."
+        90.0,
+        gt=0,
+        description="ICAO minimum inter-eye distance in source pixels; flagged only where the output"
+        " enlarges the eyes by more than 1.2×.",
     )
     max_roll_deg: float = Field(15.0, gt=0, description="Roll beyond this (before correction) is flagged.")
-    max_yaw_deg: float = Field(15.0, gt=0, description="Estimated yaw beyond this is flagged.")
+    max_yaw_deg: float = Field(
+        10.0,
+        gt=0,
+        description="Estimated yaw beyond this is flagged (ISO 19794-5 asks ±5°; the estimate is good to a"
+        " few degrees, and frontal development portraits measure up to 7.7°).",
+    )
     multiple_face_ratio: float = Field(
         0.5,
         gt=0,

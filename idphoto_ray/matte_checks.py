@@ -29,6 +29,12 @@ BACKDROP_COLOUR_DISTANCE = 28.0
 REMNANT_REACH_FRACTION = 0.06
 #: Backdrop-like person blobs or detached islands larger than this share of the frame are flagged.
 MAX_REMNANT_SHARE = 0.003
+#: The backdrop's palette: colour cells holding at least this share of the pixels the matte calls background…
+PALETTE_SHARE = 0.02
+#: …less the subject's: cells holding this share of its interior (deeper than PALETTE_CORE_DEPTH face widths),
+#: and the neighbours of those holding PALETTE_SHARE (a neighbour of the lips' cell can be the wall's).
+PALETTE_SUBJECT_SHARE = 0.002
+PALETTE_CORE_DEPTH = 0.05
 #: Beside the head, farther than this many face widths from the face box, the matte should be empty…
 SIDE_REACH_FACTOR = 0.25
 #: …up to this share of the frame. Calibration composites: a coffee cup or rocket kept beside the head
@@ -45,6 +51,11 @@ SOFT_COLOUR_DISTANCE = 60.0
 #: (docs/quality.md): outputs judged clean at 100 % ≤ 0.0018; visible translucent remnants or glow
 #: 0.0031–0.027 (backdrop letters above the hair 0.012–0.014), one at 0.0010 (caught by the remnant test).
 MAX_SOFT_BAND = 0.0025
+#: Hard steps in the matte (α ≥ 0.9 beside α ≤ 0.5, one pixel apart) above the eye line, in pixels per face
+#: width. Hair's outline is soft after the guided refinement; a solid piece kept from the backdrop (letters,
+#: a bar, a fold of a curtain stuck to the crown) keeps a hard edge. Calibration half, IS-Net, cn-1inch
+#: (docs/quality.md): outputs judged clean 0.006–0.051, crown remnants 0.094–0.26 (img8's dark bar 0.26).
+MAX_CROWN_HARD_EDGE = 0.07
 #: Halo: mean old-backdrop share in the edge band above this is flagged. Calibration composites: real
 #: halos on brick 0.18–0.21 (edge spill against the truth 0.09–0.12); clean edges up to 0.13.
 MAX_HALO = 0.15
@@ -93,6 +104,49 @@ def remnant_share(rgb: np.ndarray, alpha: np.ndarray) -> float:
     return (islands + blobs) / float(alpha.size)
 
 
+def _colour_bins(rgb: np.ndarray) -> np.ndarray:
+    """Each pixel's cell in an 8×8×8 grid of RGB (32 levels a side): cheap, and coarse enough that a plain
+    backdrop's noise and JPEG ringing stay in one or two cells."""
+    q = np.asarray(rgb, dtype=np.uint8) >> 5
+    return (q[..., 0].astype(np.int32) << 6) | (q[..., 1].astype(np.int32) << 3) | q[..., 2]
+
+
+def _grown(cells: np.ndarray) -> np.ndarray:
+    """The cells and their neighbours (a colour on a cell's border is near both)."""
+    grid = cells.reshape(8, 8, 8).astype(np.uint8)
+    return cv2.dilate(grid.reshape(8, 64), np.ones((3, 3), np.uint8)).reshape(8, 8, 8).astype(bool) | (
+        np.roll(grid, 1, axis=0) | np.roll(grid, -1, axis=0)
+    ).astype(bool)
+
+
+def palette_remnant_share(rgb: np.ndarray, alpha: np.ndarray, face_x: tuple[float, float]) -> float:
+    """Share of the frame called person in the old backdrop's own colours — colours the subject does not
+    have in the column under the middle half of its face (hair, face, neck, clothes). Catches a plain backdrop kept in a corner the
+    matte fills entirely (devset img42: the pink wall beside the neck), where no nearby backdrop pixel
+    gives `remnant_share` a local colour."""
+    a = np.asarray(alpha)
+    bins = _colour_bins(rgb)
+    background = a < 0.05
+    person = a >= 0.5
+    width = max(face_x[1] - face_x[0], 1.0)
+    depth = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 5)
+    core = depth > PALETTE_CORE_DEPTH * width
+    mid, quarter = (face_x[0] + face_x[1]) / 2.0, width / 4.0
+    column = np.zeros_like(core)
+    column[:, max(0, int(mid - quarter)) : max(0, int(np.ceil(mid + quarter)))] = True
+    core &= column
+    if background.sum() < 0.02 * a.size or not core.any():
+        return 0.0
+    backdrop = np.bincount(bins[background], minlength=512) >= PALETTE_SHARE * background.sum()
+    shares = np.bincount(bins[core], minlength=512) / float(core.sum())
+    subject = (shares >= PALETTE_SUBJECT_SHARE) | _grown(shares >= PALETTE_SHARE).reshape(-1)
+    odd = (backdrop & ~subject)[bins] & person
+    odd = cv2.morphologyEx(odd.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(odd, connectivity=8)
+    min_blob = 0.25 * MAX_REMNANT_SHARE * a.size
+    return float(sum(x for x in stats[1:, cv2.CC_STAT_AREA] if x >= min_blob)) / a.size if n > 1 else 0.0
+
+
 def side_blob_share(alpha: np.ndarray, face_x: tuple[float, float], crown_y: float, chin_y: float) -> float:
     """Share of the frame called person beside the head, between crown and chin, farther than
     SIDE_REACH_FACTOR face widths from the face box: hair rarely reaches there, a backdrop object does."""
@@ -120,6 +174,19 @@ def soft_band(alpha: np.ndarray, fg: np.ndarray, face_width: float) -> float:
     unlike = np.linalg.norm(np.asarray(fg, dtype=np.float32) - subject, axis=-1) > SOFT_COLOUR_DISTANCE
     band = (a >= SOFT_MIN_ALPHA) & ~core & (distance > SOFT_REACH_FACTOR * width) & (support > 0.02) & unlike
     return float(band[: int(0.75 * a.shape[0])].sum()) / width**2
+
+
+def crown_hard_edge(alpha: np.ndarray, eye_y: float, face_width: float) -> float:
+    """Pixels above the eye line where the matte steps from ≥ 0.9 to ≤ 0.5 within one pixel (4-neighbours),
+    over the face width; the frame's own border is left out (a source cut there is `crown_cut`'s)."""
+    a = np.asarray(alpha, dtype=np.float32)
+    rows = max(0, min(a.shape[0], int(eye_y)))
+    if rows < 3 or a.shape[1] < 3:
+        return 0.0
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    lowest = cv2.erode(a[: rows + 1], cross, borderType=cv2.BORDER_REPLICATE)[:rows]
+    step = (a[:rows] >= 0.9) & (lowest <= 0.5)
+    return float(step[1:, 1:-1].sum()) / max(face_width, 1.0)
 
 
 def halo_score(rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray) -> float:
@@ -165,23 +232,34 @@ def matte_flags(
     eye_y: float,
     chin_y: float,
 ) -> tuple[dict[str, float], list[Flag]]:
-    """All three checks on one output (output px). Returns raw measures and the flags they raise."""
+    """All the checks on one output (output px). Returns raw measures and the flags they raise."""
     remnant = remnant_share(rgb, alpha)
+    palette = palette_remnant_share(rgb, alpha, face_x)
     side = side_blob_share(alpha, face_x, crown_y, chin_y)
     soft = soft_band(alpha, fg, face_x[1] - face_x[0])
+    hard = crown_hard_edge(alpha, eye_y, face_x[1] - face_x[0])
     halo = halo_score(rgb, alpha, fg)
     flat = crown_flat_share(alpha, *face_x)
     ratio = (chin_y - crown_y) / max(chin_y - eye_y, 1e-6)
     metrics = {
         "remnant_share": remnant,
+        "palette_remnant_share": palette,
         "side_blob_share": side,
         "soft_band": soft,
+        "crown_hard_edge": hard,
         "halo": halo,
         "crown_flat_share": flat,
         "crown_chin_over_eye_chin": ratio,
     }
     flags = []
-    if remnant > MAX_REMNANT_SHARE or side > MAX_SIDE_BLOB_SHARE or soft > MAX_SOFT_BAND:
+    remnant_limits = (
+        (remnant, MAX_REMNANT_SHARE),
+        (palette, MAX_REMNANT_SHARE),
+        (side, MAX_SIDE_BLOB_SHARE),
+        (soft, MAX_SOFT_BAND),
+        (hard, MAX_CROWN_HARD_EDGE),
+    )
+    if any(value > limit for value, limit in remnant_limits):
         flags.append(BACKGROUND_REMNANT)
     if halo > MAX_HALO:
         flags.append(HALO)

@@ -24,6 +24,7 @@ from idphoto_ray.geometry.face import (
     eye_centers,
     face_width_px,
     select_subject,
+    skin_zone_mask,
     yaw_estimate_deg,
 )
 from idphoto_ray.geometry.level import crown_touches_top, face_bounds, level_head, roll_deg, roll_uncertain
@@ -169,10 +170,10 @@ def _run(
     with timed(timings, Step.LEVEL):
         head = level_head(image, alpha, face, right_eye, left_eye, chin, roll, face_width_px(landmarks, face))
 
-    face_pixels = head.frame.region("image", *face_bounds(head.box, head.frame.shape))
-    face_metrics, face_flags = checks.face_quality(
-        face_pixels, float(head.eye_mid[0] - max(0.0, head.box[0]))
-    )
+    c0, r0, c1, r1 = face_bounds(face.box, image.shape[:2])
+    zone = skin_zone_mask(landmarks, face, (c0, r0, c1, r1))
+    eye_mid_x = float((right_eye[0] + left_eye[0]) / 2.0) - c0
+    face_metrics, face_flags = checks.face_quality(image[r0:r1, c0:c1], eye_mid_x, zone)
     metrics.update(face_metrics)
     flags += face_flags
 
@@ -186,4 +187,6 @@ def _run(
         first = per_spec[specs[0].name]
         metrics["head_height_ratio"] = first["head_height_ratio"]
         metrics["upscale"] = first["upscale"]
-        flags += checks.resolution(metrics["inter_eye_px"], first["upscale"], options.min_inter_eye_px)
+        upscale = max(per_spec[spec.name]["upscale"] for spec in specs)
+        output_eyes = float(np.hypot(*(left_eye - right_eye))) * upscale
+        flags += checks.resolution(metrics["inter_eye_px"], output_eyes, upscale, options.min_inter_eye_px)

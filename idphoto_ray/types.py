@@ -89,7 +89,11 @@ class Flag(Documented):
     )
     ROLL_EXCEEDS_LIMIT = ("roll_exceeds_limit", "Head roll over `max_roll_deg` before correction.")
     YAW_EXCEEDS_LIMIT = ("yaw_exceeds_limit", "Head turned sideways more than `max_yaw_deg`.")
-    LOW_RESOLUTION = ("low_resolution", "Inter-eye distance under `min_inter_eye_px` (90) in the source.")
+    LOW_RESOLUTION = (
+        "low_resolution",
+        "Fewer than `min_inter_eye_px` (ICAO: 90) pixels between the eyes in the source, enlarged by more"
+        " than 1.2× in the output: the face looks soft.",
+    )
     UPSCALED = ("upscaled", "The output enlarges the source: it will look soft.")
     BLURRY = ("blurry", "Low Laplacian variance on the face.")
     UNDEREXPOSED = ("underexposed", "Too much of the face is near black.")

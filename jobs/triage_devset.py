@@ -1,9 +1,11 @@
 """Triage on real portraits: every output's flags and matte measures, one line each, to set against verdicts.
 
-For each photo of a devset half and each spec, one `process_photo` call per spec (so the flags printed are
-exactly that output's), the segmenter's mask cached per model so re-running after a threshold change costs
-only the finishing. Writes each output as PNG to --out for looking at 100 %, and a CSV of the measures.
-The calibration/validation split is `jobs/matte_quality.devset_split` (docs/quality.md).
+Each photo goes through the job's own per-photo path: `PhotoPath.prepare` for all the specs asked (so the
+segmenter sees the same region of interest a job would give it), the segmenter, then `finish` once per spec
+(so the flags printed are exactly that output's). Masks are cached by file bytes, model and region, so
+re-running after a threshold change costs only the finishing. Writes each output as PNG to --out for
+looking at 100 %, and a CSV of the measures. The calibration/validation split is
+`jobs/matte_quality.devset_split` (docs/quality.md).
 
     python jobs/triage_devset.py --half calibration --out DIR [--model isnet] [--specs cn-1inch us-passport]
 """
@@ -15,23 +17,24 @@ import csv
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from matte_quality import devset_split
+from matte_quality import cached_mask, devset_split, load_segmenter
 
-from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.config import ProcessingOptions
-from idphoto_ray.decode import decode_image
-from idphoto_ray.models.face_detect import PIPELINE_DETECTOR, BlazeFaceDetector
-from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 from idphoto_ray.models.home import model_home
-from idphoto_ray.models.mediapipe_fetch import ensure
-from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
-from idphoto_ray.photo import process_photo
+from idphoto_ray.photo_path import PhotoPath, quantize_masks
 from idphoto_ray.specs import get_spec
 
+#: Photo-level measures printed beside the matte ones (the checks' raw values, to set against verdicts).
+PHOTO_MEASURES = (
+    "yaw_deg",
+    "roll_deg",
+    "inter_eye_px",
+    "exposure",
+    "underexposed_fraction",
+    "illumination_ratio",
+)
 DEFAULT_DEVSET = Path(__file__).resolve().parents[1].parent / "shared" / "devset"
 
 
@@ -42,6 +45,9 @@ def main() -> None:
     parser.add_argument("--specs", nargs="+", default=["cn-1inch", "us-passport"])
     parser.add_argument("--backgrounds", nargs="+", default=["white"])
     parser.add_argument("--model", default="isnet")
+    parser.add_argument(
+        "--segment-region", choices=["roi", "whole"], default="roi", help="as the job's option"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="photo stems to run (default: the half)")
     parser.add_argument("--out", type=Path, required=True, help="outputs (PNG) and measures.csv go here")
     args = parser.parse_args()
@@ -53,33 +59,33 @@ def main() -> None:
         photos = [p for p in photos if p.name in keep]
     if args.only:
         photos = [p for p in photos if p.stem in args.only]
-    options = ProcessingOptions(output_format="png")
-    detector = BlazeFaceDetector(ensure(PIPELINE_DETECTOR), intra_op_num_threads=2)
-    landmarker = FaceMeshLandmarker(ensure("face-mesh"), intra_op_num_threads=2)
-    info, path = resolve_segmenter(args.model)
-    segmenter = build_segmenter(info, path, "cpu", intra_op_num_threads=2)
-    cache = model_home() / "bench" / "triage" / info.name
-    cache.mkdir(parents=True, exist_ok=True)
-    backgrounds = [parse_background(b) for b in args.backgrounds]
+    options = ProcessingOptions(output_format="png", segment_region=args.segment_region)
+    specs = [get_spec(name) for name in args.specs]
+    path = PhotoPath.load(specs, args.backgrounds, options)
+    per_spec = {spec.name: path.with_outputs([spec], args.backgrounds) for spec in specs}
+    segmenter = load_segmenter(args.model)
+    if segmenter is None:
+        raise SystemExit(f"model {args.model!r} is not available")
+    cache = model_home() / "bench" / "triage"
     args.out.mkdir(parents=True, exist_ok=True)
 
     rows = []
     for photo in photos:
-        decoded = decode_image(photo.read_bytes(), long_side=options.working_long_side)
-        cached = cache / f"{photo.stem}-{decoded.rgb.shape[1]}x{decoded.rgb.shape[0]}.npy"
-        if cached.exists():
-            mask = np.load(cached)
-        else:
-            mask = segmenter([decoded.rgb])[0]
-            np.save(cached, mask)
-        for name in args.specs:
-            result = process_photo(
-                decoded.rgb, mask, detector, landmarker, [get_spec(name)], backgrounds, options, decoded.scale
-            )
+        data = photo.read_bytes()
+        prepared = path.prepare(data, segmenter.size)
+        model_id = f"{segmenter.name}:{segmenter.weights[:12]}"
+        mask = cached_mask(segmenter, prepared.model_image, data, cache, model_id, prepared.region)
+        for name, spec_path in per_spec.items():
+            result = spec_path.finish(prepared, quantize_masks(mask[None])[0])
             row = {"photo": photo.stem, "spec": name, "status": result.status.value}
             row["reason"] = result.reason.value if result.reason else ""
             row["flags"] = " ".join(str(getattr(f, "value", f)) for f in result.flags)
+            for key in PHOTO_MEASURES:
+                if isinstance(result.metrics.get(key), int | float):
+                    row[key] = float(f"{float(result.metrics[key]):.4g}")
             spec_metrics = result.metrics.get("specs", {}).get(name, {})
+            if "upscale" in spec_metrics:
+                row["upscale"] = float(f"{float(spec_metrics['upscale']):.4g}")
             for key, value in spec_metrics.get("matte", {}).items():
                 row[key] = float(f"{float(value):.4g}")
             rows.append(row)

@@ -90,6 +90,25 @@ def test_yaw_is_zero_for_frontal_even_when_rolled_and_grows_with_nose_offset():
     assert yaw_estimate_deg(None, p.face) == pytest.approx(0.0, abs=0.5)
 
 
+@pytest.mark.parametrize("yaw", [-12.0, 5.0, 10.0])
+def test_yaw_of_a_turned_head_is_read_back_in_degrees(yaw):
+    """A head whose nose stands NOSE_DEPTH_RATIO half-widths in front of its cheeks, turned by `yaw` and seen
+    head-on, reads `yaw` back (the old 0.7 read twice the angle: 10° gave 20.5°)."""
+    from idphoto_ray.geometry.face import MESH_CHEEK_LEFT, MESH_CHEEK_RIGHT, MESH_NOSE_TIP, NOSE_DEPTH_RATIO
+
+    t = np.radians(yaw)
+    half = 60.0
+    points = {
+        MESH_CHEEK_RIGHT: (-half, 0.0),
+        MESH_CHEEK_LEFT: (half, 0.0),
+        MESH_NOSE_TIP: (0.0, NOSE_DEPTH_RATIO * half),
+    }
+    landmarks = np.zeros((468, 3))
+    for index, (x, z) in points.items():
+        landmarks[index, :2] = (200.0 + x * np.cos(t) + z * np.sin(t), 150.0)
+    assert yaw_estimate_deg(landmarks) == pytest.approx(yaw, abs=0.5)
+
+
 def test_crown_is_top_of_mask_in_face_columns_subpixel():
     alpha = np.zeros((50, 40), np.float32)
     alpha[20:, 10:30] = 1.0
