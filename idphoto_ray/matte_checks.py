@@ -121,9 +121,9 @@ def _grown(cells: np.ndarray) -> np.ndarray:
 
 def palette_remnant_share(rgb: np.ndarray, alpha: np.ndarray, face_x: tuple[float, float]) -> float:
     """Share of the frame called person in the old backdrop's own colours — colours the subject does not
-    have in the column under the middle half of its face (hair, face, neck, clothes). Catches a plain backdrop kept in a corner the
-    matte fills entirely (devset img42: the pink wall beside the neck), where no nearby backdrop pixel
-    gives `remnant_share` a local colour."""
+    have in the column under the middle half of its face (hair, face, neck, clothes). Catches a plain
+    backdrop kept in a corner the matte fills entirely (devset img42: the pink wall beside the neck), where
+    no nearby backdrop pixel gives `remnant_share` a local colour."""
     a = np.asarray(alpha)
     bins = _colour_bins(rgb)
     background = a < 0.05
