@@ -78,7 +78,7 @@ def test_memory_check_smoke(ray_local, tmp_path, capsys):
             "--skip-main",
             "--memory-check",
             "--memory-ns",
-            "6,12",
+            "3,4",
             "--memory-repeats",
             "2",
             "--model",
@@ -90,12 +90,12 @@ def test_memory_check_smoke(ray_local, tmp_path, capsys):
         ]
     )
     mc = results["memory_check"]
-    assert [(r["n"], r["repeat"]) for r in mc["runs"]] == [(6, 0), (12, 0), (6, 1), (12, 1)]
+    assert [(r["n"], r["repeat"]) for r in mc["runs"]] == [(3, 0), (4, 0), (3, 1), (4, 1)]
     assert all(r["peak_object_store_mb"] > 0 and r["peak_rss_mb"] > 0 for r in mc["runs"])
-    store_6 = [r["peak_object_store_mb"] for r in mc["runs"] if r["n"] == 6]
-    assert mc["means"][6]["peak_object_store_mb"] == pytest.approx(sum(store_6) / 2)
+    store_3 = [r["peak_object_store_mb"] for r in mc["runs"] if r["n"] == 3]
+    assert mc["means"][3]["peak_object_store_mb"] == pytest.approx(sum(store_3) / 2)
     assert mc["store_growth"] == pytest.approx(
-        mc["means"][12]["peak_object_store_mb"] / mc["means"][6]["peak_object_store_mb"] - 1.0
+        mc["means"][4]["peak_object_store_mb"] / mc["means"][3]["peak_object_store_mb"] - 1.0
     )
     assert mc["pass"] == all(abs(mc[k]) <= 0.10 for k in ("rss_growth", "store_growth"))
     assert "mean of the runs' peaks" in capsys.readouterr().out
