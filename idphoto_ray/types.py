@@ -135,7 +135,8 @@ class Flag(Documented):
     )
     BACKGROUND_REMNANT = (
         "background_remnant",
-        "Pieces of the old backdrop may remain beside the person (islands or bands in the matte).",
+        "Pieces of the old backdrop may remain beside or above the person (islands, see-through bands,"
+        " hard-edged shapes on the crown, the wall's colour kept in a corner).",
     )
     HALO = ("halo", "The edge of the hair or shoulders keeps the old backdrop's colour (a visible fringe).")
     CROWN_UNCERTAIN = (
