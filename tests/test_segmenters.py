@@ -9,7 +9,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from idphoto_ray.config import Preprocess
-from idphoto_ray.models.segmenters import OnnxSegmenter, fixed_batch_size, make_batch_dynamic, postprocess
+from idphoto_ray.models.segmenters import (
+    OnnxSegmenter,
+    fixed_batch_size,
+    make_batch_dynamic,
+    postprocess,
+    session_batch_size,
+)
 from idphoto_ray.models.u2net_arch import INPUT_NAME, OUTPUT_NAMES, build_u2net, count_parameters
 
 TINY = Preprocess(input_size=8, scale="unit", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), minmax=False)
@@ -112,6 +118,39 @@ def test_make_batch_dynamic_then_batch_equals_singles():
     assert batch.shape == (4, 8, 8) and batch.dtype == np.float32
     np.testing.assert_allclose(batch, singles, atol=1e-4)
     assert seg.batched and "made dynamic" in seg.info
+
+
+def test_session_batch_size_reads_the_graph_and_a_path_model_is_parsed_only_for_the_rewrite(tmp_path):
+    model = _fixed_batch_model(resist=False)
+    path = tmp_path / "fixed.onnx"
+    path.write_bytes(model.SerializeToString())
+    seg = OnnxSegmenter(path, TINY)
+    assert session_batch_size(seg.session) == fixed_batch_size(model) == 1 and not seg.batched
+    imgs = _images(3)
+    batch = seg(imgs)  # the first batch of three parses the file from its path and rewrites it
+    assert seg.batched and "made dynamic" in seg.info and session_batch_size(seg.session) is None
+    np.testing.assert_allclose(batch, np.concatenate([seg([im]) for im in imgs]), atol=1e-4)
+    dyn = OnnxSegmenter(make_batch_dynamic(model).SerializeToString(), TINY)
+    assert session_batch_size(dyn.session) is None and dyn.batched and dyn.info == "dynamic batch"
+
+
+def test_job_processes_never_import_onnx(mediapipe_models):
+    """Prepare, segment and finish build their models without the `onnx` package (1.4 s of CPU each)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from idphoto_ray.job import run, stages\n"
+        "from idphoto_ray.photo_path import PhotoPath\n"
+        "from idphoto_ray.models.registry import build_segmenter, resolve_segmenter\n"
+        "info, path = resolve_segmenter('mediapipe-selfie')\n"
+        "build_segmenter(info, path.read_bytes())\n"
+        "PhotoPath.load([], ['white'], __import__('idphoto_ray.config').config.ProcessingOptions())\n"
+        "print('onnx' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_graph_that_resists_falls_back_to_per_image_loop():

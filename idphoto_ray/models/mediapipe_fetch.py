@@ -19,7 +19,6 @@ from pathlib import Path
 
 from idphoto_ray.atomic import atomic_write_bytes
 from idphoto_ray.models.home import ModelUnavailable, model_home
-from idphoto_ray.models.tflite_to_onnx import convert_tflite
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,13 @@ def fetch(
     from_tflite: Path | None = None,
     home: Path | None = None,
 ) -> dict[str, Path]:
-    """Obtain, verify, convert and cache the named models; returns name → cached ONNX path."""
+    """Obtain, verify, convert and cache the named models; returns name → cached ONNX path.
+
+    The converter (and `onnx`, 1.4 s of CPU to import) is imported here, not with the module: every job
+    process imports this module for the catalogue, and none of them converts.
+    """
+    from idphoto_ray.models.tflite_to_onnx import convert_tflite
+
     models = [_model(n) for n in names]
     with tempfile.TemporaryDirectory(prefix="idphoto-mediapipe-") as tmp:
         wheel = Path(from_wheel) if from_wheel else None

