@@ -39,17 +39,24 @@ def test_reading_waits_while_the_bound_is_reached(tmp_path, ray_local, mediapipe
         os.link(source, photos / f"p{i:03d}.jpg")
 
     seen: list[tuple[float, int, int]] = []
+    ratios: set = set()
     original = PhotoQueueBackpressure.can_add_input
 
     def recording(self: PhotoQueueBackpressure, op) -> bool:
         allowed = original(self, op)
+        ratios.add(self._data_context.downstream_capacity_backpressure_ratio)
         if op in self._readers:
             seen.append((self.in_flight(), self._cap, self._per_read))
         return allowed
 
     monkeypatch.setattr(PhotoQueueBackpressure, "can_add_input", recording)
     ctx = ray_local.data.DataContext.get_current()
-    before = (ctx.op_resource_reservation_enabled, ctx.wait_for_min_actors_s, ctx.get_config(POLICIES_KEY))
+    before = (
+        ctx.op_resource_reservation_enabled,
+        ctx.wait_for_min_actors_s,
+        ctx.get_config(POLICIES_KEY),
+        ctx.downstream_capacity_backpressure_ratio,
+    )
     summary = run_job(
         JobConfig(
             input=[str(photos)],
@@ -67,7 +74,9 @@ def test_reading_waits_while_the_bound_is_reached(tmp_path, ray_local, mediapipe
         ctx.op_resource_reservation_enabled,
         ctx.wait_for_min_actors_s,
         ctx.get_config(POLICIES_KEY),
+        ctx.downstream_capacity_backpressure_ratio,
     ) == before
+    assert ratios == {None}, "during the job only the photo bound holds finishing back"
     assert ctx.get_config("idphoto_ray.max_photos_in_flight") is None
     assert pq.read_table(tmp_path / "out" / "manifest").num_rows == n
     assert seen, "the policy was never consulted"

@@ -27,3 +27,15 @@ def test_batch_size_defaults_by_device_and_config_wins():
     assert plan_pool(JobConfig(device="cuda"), cpus=8, gpus=1).batch_size == 32
     assert plan_pool(JobConfig(device="cpu"), cpus=8, gpus=0).batch_size == 1
     assert plan_pool(JobConfig(device="cpu", batch_size=16), cpus=8, gpus=0).batch_size == 16
+
+
+def test_a_heavy_cpu_model_gets_photo_sized_blocks_and_few_cpu_stage_processes():
+    cheap = plan_pool(JobConfig(device="cpu"), cpus=2, gpus=0, input_px=256)
+    assert (cheap.finish_batch, cheap.photos_per_block, cheap.cpu_tasks) == (4, 16, None)
+    heavy = plan_pool(JobConfig(device="cpu"), cpus=2, gpus=0, input_px=1024)
+    assert (heavy.finish_batch, heavy.photos_per_block, heavy.cpu_tasks) == (1, 1, 1)
+    assert (heavy.actors, heavy.threads, heavy.batch_size) == (cheap.actors, cheap.threads, cheap.batch_size)
+    assert plan_pool(JobConfig(device="cpu"), cpus=16, gpus=0, input_px=1024).cpu_tasks == 2
+    # on a GPU the CPU stages are the bottleneck whatever the model: every core, batches of four
+    gpu = plan_pool(JobConfig(device="cuda"), cpus=16, gpus=1, input_px=1024)
+    assert (gpu.finish_batch, gpu.photos_per_block, gpu.cpu_tasks) == (4, 16, None)

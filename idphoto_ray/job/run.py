@@ -23,9 +23,16 @@ from idphoto_ray.config import JobConfig
 from idphoto_ray.entries import skipped_line
 from idphoto_ray.job.persist import NO_SPACE, OutputFull, write_manifest
 from idphoto_ray.job.pool import photos_in_flight, plan_pool
-from idphoto_ray.job.ray_private import job_data_context
+from idphoto_ray.job.ray_private import job_data_context, start_data_helpers
 from idphoto_ray.job.ray_start import init_ray
-from idphoto_ray.job.stages import FinishStage, PrepareStage, SegmentStage, as_tasks
+from idphoto_ray.job.stages import (
+    FinishStage,
+    PrepareStage,
+    SegmentStage,
+    as_tasks,
+    settle_warm_up,
+    warm_workers,
+)
 from idphoto_ray.manifest import SCHEMA, latest_rows, new_run_id
 from idphoto_ray.manifest_store import read_parts
 from idphoto_ray.read import InputItem, is_local, list_inputs_detailed, open_filesystem, protocol_of
@@ -161,6 +168,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     seg_info = models.segmenter
 
     init_ray()
+    start_data_helpers()
     with job_data_context() as job:
         ctx = job.ctx
         ctx.enable_progress_bars = progress
@@ -180,15 +188,18 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             # held both and finishing could not start until every file was read. The photo bound below keeps
             # memory flat instead.
             ctx.op_resource_reservation_enabled = False
+            job.bound_by_photos_only()
         resources = ray.cluster_resources()
         cpus = int(resources.get("CPU", 1))
-        pool = plan_pool(config, cpus, int(resources.get("GPU", 0)))
+        pool = plan_pool(config, cpus, int(resources.get("GPU", 0)), seg_info.preprocess.input_size)
+        # A heavy CPU model leaves the CPU stages a few processes (pool.py); None: one task per logical CPU.
+        tasks = {"compute": ray.data.TaskPoolStrategy(size=pool.cpu_tasks)} if pool.cpu_tasks else {}
         model_refs = {key: ray.put(data) for key, data in models.data.items()}
         if config.limit:
             items = items[: config.limit]
-        # ~16 files per read task: one task per file left 105 tiny read tasks queueing for the same CPU slots
-        # as decode and finishing (N=300, 2 cores: 8.2 → 8.7 photos/s with fewer, larger reads).
-        blocks = max(1, min(len(items), max(2 * cpus, len(items) // 16)))
+        # ~16 files per read task for a cheap model: one task per file left 105 tiny read tasks queueing for
+        # the same CPU slots as decode and finishing (N=300, 2 cores: 8.2 → 8.7 /s); one for a heavy one.
+        blocks = max(1, min(len(items), max(2 * cpus, len(items) // pool.photos_per_block)))
         job.bound_photos(photos_in_flight(config, cpus, pool), -(-len(items) // blocks))
         ds = ray.data.from_items(
             [
@@ -212,7 +223,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             detector_ref=model_refs[PIPELINE_DETECTOR],
             specs=[specs[name] for name in config.specs],
         )
-        ds = ds.map_batches(prepare, batch_size=8, batch_format="numpy")
+        ds = ds.map_batches(prepare, batch_size=min(8, pool.photos_per_block), batch_format="numpy", **tasks)
         seg_kwargs: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
         if pool.gpus_per_actor:
             seg_kwargs["num_gpus"] = pool.gpus_per_actor
@@ -243,8 +254,12 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
             config_hash=config_hash,
             sheet_plans=sheet_plans,
         )
-        ds = ds.map_batches(finish, batch_size=4, batch_format="numpy")
-        write_manifest(ds, out_fs, out_root, out_uri, manifest_dir, run_id, config, items, secrets)
+        ds = ds.map_batches(finish, batch_size=pool.finish_batch, batch_format="numpy", **tasks)
+        warming = warm_workers([prepare, finish], min(pool.cpu_tasks or cpus, cpus, len(items)))
+        try:
+            write_manifest(ds, out_fs, out_root, out_uri, manifest_dir, run_id, config, items, secrets)
+        finally:
+            settle_warm_up(warming)
 
     table = read_parts(manifest_dir, SCHEMA, out_fs)
     this_run = table.filter(pc.equal(table.column("run_id"), run_id))
@@ -268,6 +283,8 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
                 "gpus_per_actor": pool.gpus_per_actor,
                 "cpus_per_actor": pool.cpus_per_actor,
                 "batch_size": pool.batch_size,
+                "finish_batch": pool.finish_batch,
+                "cpu_tasks": pool.cpu_tasks,
             },
             "listed": summary.listed,
             "skipped": summary.skipped,
