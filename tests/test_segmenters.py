@@ -303,3 +303,30 @@ def test_graph_mixing_samples_is_caught_by_value_check():
     assert not seg.ensure_batching() and "differs from single runs" in seg.info
     arch = OnnxSegmenter(build_u2net("u2netp").SerializeToString(), Preprocess())
     assert arch.batched and arch.info == "dynamic batch"
+
+
+@pytest.mark.parametrize("scale", ["unit", "image_max", "minus_one_one", "raw"])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_preprocess_batch_has_the_bits_of_the_whole_batch_formula(scale, layout):
+    """Normalising image by image, in place, gives exactly (x·scale − mean) / std over the batch."""
+    from idphoto_ray.models.segmenters import model_input, preprocess_batch
+
+    pre = Preprocess(
+        input_size=64, scale=scale, mean=(0.4, 128.0, -0.2), std=(0.2, 256.0, 1.5), layout=layout
+    )
+    rng = np.random.default_rng(3)
+    images = [
+        rng.integers(0, 256, (80, 50, 3), dtype=np.uint8),
+        rng.integers(0, 256, (40, 70, 3), dtype=np.uint8),
+    ]
+    x = np.stack([model_input(im, 64) for im in images]).astype(np.float32)
+    if scale == "unit":
+        x = x / 255.0
+    elif scale == "image_max":
+        x = np.stack([im / max(float(im.max()), 1e-6) for im in x])
+    elif scale == "minus_one_one":
+        x = x / 127.5 - 1.0
+    x = (x - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    expected = np.ascontiguousarray(x.transpose(0, 3, 1, 2) if layout == "nchw" else x, dtype=np.float32)
+    got = preprocess_batch(images, pre)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and got.tobytes() == expected.tobytes()
