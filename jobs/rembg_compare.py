@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     inputs = stage_inputs(portraits(Path(args.devset), args.n), work / "inputs")
     times: dict[str, list[float]] = {"ours": [], "rembg": []}
     counts: dict[str, Any] = {}
+    # The 1-minute load average after each run (the run's own processes included), to tell a quiet machine
+    # afterwards: Ray runs its workers at nice 15, so where others keep the cores busy our job loses to their
+    # nice-0 processes and `rembg p` does not.
+    loads: list[float] = []
     try:
         for run in range(args.runs):
             order = ("ours", "rembg") if run % 2 == 0 else ("rembg", "ours")
@@ -143,7 +147,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 seconds = timed(cmd, work / f"{tool}-{run}.log", env)
                 times[tool].append(seconds)
                 counts[tool] = count_ours(out) if tool == "ours" else len(list(out.glob("*.png")))
-                print(f"run {run + 1} {tool:<6} {seconds:7.1f} s  {counts[tool]}", flush=True)
+                load = os.getloadavg()[0]
+                loads.append(load)
+                print(
+                    f"run {run + 1} {tool:<6} {seconds:7.1f} s  {counts[tool]}  load {load:.1f}", flush=True
+                )
                 shutil.rmtree(out, ignore_errors=True)
     finally:
         if not args.work:
@@ -169,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ratio": ratio,
         "counts": counts,
         "load_avg": os.getloadavg(),
+        "load_after_runs": loads,
     }
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
