@@ -275,10 +275,16 @@ def decontaminate(rgb: np.ndarray, alpha: np.ndarray, method: str = "blur-fusion
     return out
 
 
+#: Fine blur-fusion radii after the coarse pass (output px). The third pass at 3 px re-estimates the local
+#: foreground mean from colours the 6-px pass already cleaned: on the matte benchmark's validation half it
+#: cut IS-Net's edge spill 0.0210 → 0.0196 and edge colour error 0.0206 → 0.0186 for ~5 ms an output.
+BLUR_FUSION_FINE_RADII = (6, 3)
+
+
 def _blur_fusion(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Approximate foreground colour: a coarse pass (large radius) then a fine pass seeded by it."""
+    """Approximate foreground colour: a coarse pass (large radius), then fine passes seeded by the last."""
     fg, bg = image, image
-    for radius in (max(8, int(0.1 * max(alpha.shape))), 6):
+    for radius in (max(8, int(0.1 * max(alpha.shape))), *BLUR_FUSION_FINE_RADII):
         fg, bg = _blur_fusion_pass(image, fg, bg, alpha, radius)
     return np.clip(fg, 0.0, 1.0)
 
@@ -301,19 +307,29 @@ def _blur_fusion_pass(
     return np.clip(new_fg, 0.0, 1.0), blurred_b
 
 
-def closed_form_alpha(rgb: np.ndarray, alpha: np.ndarray, band_px: int = 6) -> np.ndarray:
+def closed_form_alpha(
+    rgb: np.ndarray, alpha: np.ndarray, band_px: int = 6, valid: np.ndarray | None = None
+) -> np.ndarray:
     """Levin et al. closed-form matting on a trimap from the refined mask; falls back to `alpha`.
 
-    The trimap's unknown band is `band_px` either side of the 0.5 iso-line. pymatting fails on
-    degenerate trimaps (no definite foreground or background); the guided alpha is returned then.
+    The trimap's unknown band is `band_px` either side of the 0.5 iso-line. Where the crop runs past the
+    photo (`valid` < 1, e.g. a crown the photographer cut off) the padding's straight edge is no colour
+    edge of the subject: there, and 2 px inside, the input alpha is kept. Solving across it cut ragged
+    white notches into the hair along the photo's top edge (validation img16, img27, img34) and raised the
+    benchmark's crown hair loss 0.019 → 0.027. pymatting fails on degenerate trimaps (no definite
+    foreground or background); the input alpha is returned then.
     """
     binary = (alpha >= BINARY_THRESHOLD).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
     sure_fg = cv2.erode(binary, kernel).astype(bool)
     maybe = cv2.dilate(binary, kernel).astype(bool)
-    if not sure_fg.any() or maybe.all():
+    unknown = maybe & ~sure_fg
+    if valid is not None:
+        inside = (np.asarray(valid) >= 1.0).astype(np.uint8)
+        unknown &= cv2.erode(inside, np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE).astype(bool)
+    if not sure_fg.any() or maybe.all() or not unknown.any():
         return alpha
-    trimap = np.where(sure_fg, 1.0, np.where(maybe, 0.5, 0.0))
+    trimap = np.where(unknown, 0.5, binary.astype(np.float64))
     try:
         from pymatting import estimate_alpha_cf
 
@@ -322,4 +338,4 @@ def closed_form_alpha(rgb: np.ndarray, alpha: np.ndarray, band_px: int = 6) -> n
         return alpha
     if not np.all(np.isfinite(cf)):
         return alpha
-    return np.clip(cf, 0.0, 1.0).astype(np.float32)
+    return np.where(unknown, np.clip(cf, 0.0, 1.0), alpha).astype(np.float32)

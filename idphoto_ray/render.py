@@ -68,7 +68,7 @@ def render_spec(
     with timed(timings, Step.MATTING):
         alpha = refine_alpha_crop(rgb, alpha, max(2, round(REFINE_RADIUS_FRACTION * face_w_out)))
         if options.matting == "closed-form":
-            alpha = closed_form_alpha(rgb, alpha)
+            alpha = closed_form_alpha(rgb, alpha, valid=valid)
         alpha = (alpha * np.clip(valid, 0.0, 1.0)).astype(np.float32)
     with timed(timings, Step.DECONTAMINATE):
         fg = decontaminate(rgb, alpha, options.decontamination) if options.decontaminate else rgb

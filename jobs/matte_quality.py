@@ -19,9 +19,11 @@ carry that bias.
 
 Variants: each model × region (`whole`: the whole composite is segmented; `roi`: the region around the
 subject that holds every frame, `processing.segment_region`) × refinement (`current`: refine.py as of
---baseline-ref, measured in the same run; `improved`: this tree's refine.py). Seconds per photo are
-prepare + finish (the model's own time is the same for both regions: one input of the same size).
-Not a timed test; the default size runs in about 15 minutes on 2 cores with cached masks.
+--baseline-ref, measured in the same run; `improved`: this tree's refine.py), either one optionally with
+processing options changed after a `+` (`improved+decontamination=ml`, `current+matting=guided`; a bare
+`matting=closed-form` means `improved+matting=closed-form`), so option settings are compared in one run.
+Seconds per photo are prepare + finish (the model's own time is the same for both regions: one input of
+the same size). Not a timed test; the default size runs in about 15 minutes on 2 cores with cached masks.
 """
 
 from __future__ import annotations
@@ -273,6 +275,28 @@ def composite_jpeg(truth: Truth, background: np.ndarray) -> tuple[bytes, np.ndar
 REFINE_NAMES = ("person_alpha", "refine_alpha_crop", "closed_form_alpha", "decontaminate")
 
 
+def parse_variant(variant: str) -> tuple[str, dict[str, str]]:
+    """`current+matting=guided` → ("current", {"matting": "guided"}); the refinement is `improved` unless
+    named."""
+    base, overrides = "improved", {}
+    for part in variant.split("+"):
+        key, sep, value = part.partition("=")
+        if sep:
+            overrides[key] = value
+        elif part in ("current", "improved"):
+            base = part
+        else:
+            raise SystemExit(
+                f"unknown variant part {part!r} in {variant!r}: current, improved or option=value"
+            )
+    return base, overrides
+
+
+def variant_options(options: ProcessingOptions, region: str, overrides: dict[str, str]) -> ProcessingOptions:
+    """The benchmark's options for one region and variant, validated like a config file's."""
+    return ProcessingOptions.model_validate({**options.model_dump(), "segment_region": region, **overrides})
+
+
 def load_baseline_refine(ref: str) -> Any:
     """refine.py as it is at git `ref`, imported as its own module (the `current` variant)."""
     text = subprocess.run(
@@ -455,7 +479,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--baseline-ref", default="49e59e3", help="git ref whose refine.py is the `current` variant"
     )
     parser.add_argument(
-        "--variants", default="improved", help="refinements: current (refine.py at --baseline-ref), improved"
+        "--variants",
+        default="improved",
+        help="refinements: current (refine.py at --baseline-ref), improved, each +option=value (see above)",
     )
     parser.add_argument("--regions", default="whole,roi", help="what is segmented: whole, roi")
     parser.add_argument(
@@ -476,15 +502,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     spec = get_spec(SPEC)
     path = PhotoPath.load([spec], ["transparent"], options)
     regions = args.regions.split(",")
+    variants = {v: parse_variant(v) for v in args.variants.split(",")}
     paths = {
-        r: PhotoPath(
-            path.detector,
-            path.landmarker,
-            [spec],
-            path.backgrounds,
-            options.model_copy(update={"segment_region": r}),
+        (r, v): PhotoPath(
+            path.detector, path.landmarker, [spec], path.backgrounds, variant_options(options, r, overrides)
         )
         for r in regions
+        for v, (_, overrides) in variants.items()
     }
     truth_seg = load_segmenter(args.truth_model)
     if truth_seg is None:
@@ -497,8 +521,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if seg is not None:
             segmenters[name] = seg
     seg_ids = {name: truth_id if seg is truth_seg else name for name, seg in segmenters.items()}
-    variants = args.variants.split(",")
-    baseline = load_baseline_refine(args.baseline_ref) if "current" in variants else None
+    needs_baseline = any(base == "current" for base, _ in variants.values())
+    baseline = load_baseline_refine(args.baseline_ref) if needs_baseline else None
     bg_names = list(BACKGROUNDS)
 
     if TRUTH_LONG_SIDE > options.working_long_side:
@@ -522,17 +546,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             data, _ = composite_jpeg(truth, background)
             for (model, seg), region in itertools.product(segmenters.items(), regions):
                 t0 = time.perf_counter()
-                prepared = paths[region].prepare(data, seg.size)
+                prepared = paths[region, next(iter(variants))].prepare(data, seg.size)
                 prepare_s = time.perf_counter() - t0
                 mask = cached_mask(
                     seg, prepared.model_image, data, Path(args.cache), seg_ids[model], prepared.region
                 )
                 box = prepared.region or (0.0, 0.0, 1.0, 1.0)
-                for variant in variants:
+                for variant, (base, _) in variants.items():
                     label = f"{model} / {region} / {variant}"
                     t0 = time.perf_counter()
-                    with _Patched(baseline if variant == "current" else None):
-                        result = paths[region].finish(prepared, quantize_masks(mask[None])[0])
+                    with _Patched(baseline if base == "current" else None):
+                        result = paths[region, variant].finish(prepared, quantize_masks(mask[None])[0])
                     seconds = time.perf_counter() - t0 + prepare_s
                     row: dict[str, Any] = {
                         "variant": label,

@@ -7,6 +7,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
+from idphoto_ray.config import ProcessingOptions
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -78,3 +83,18 @@ def test_warp_to_output_matches_a_plain_affine_warp():
     assert out[30, 40] == 1.0 and out[5, 5] == 0.0
     small = bench.warp_to_output(layer, [0.25, 0, 0, 0, 0.25, 0], (50, 50))  # area pre-shrink path
     assert abs(float(small.sum()) - 100 * 80 / 16) < 10
+
+
+def test_variants_name_a_refinement_and_option_overrides():
+    bench = _load()
+    assert bench.parse_variant("current") == ("current", {})
+    assert bench.parse_variant("matting=closed-form+decontamination=ml") == (
+        "improved",
+        {"matting": "closed-form", "decontamination": "ml"},
+    )
+    options = bench.variant_options(ProcessingOptions(), "whole", {"decontamination": "ml"})
+    assert options.segment_region == "whole" and options.decontamination == "ml"
+    with pytest.raises(SystemExit):
+        bench.parse_variant("improved+guided")
+    with pytest.raises(ValidationError):
+        bench.variant_options(ProcessingOptions(), "roi", {"matting": "magic"})

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from idphoto_ray import matte_metrics, refine
 from idphoto_ray.backgrounds import parse_background
 from idphoto_ray.compose import composite
 from idphoto_ray.refine import (
@@ -163,6 +164,33 @@ def test_decontamination_removes_red_fringe_on_blue(method):
     )
 
 
+def test_fine_blur_fusion_passes_bring_edge_colours_closer_to_the_true_foreground(monkeypatch):
+    """Dark hair over light skin (the local foreground mean changes along the edge) on a red wall, σ=2 soft
+    edge, true alpha. Edge spill / colour error (matte_metrics, 6-px band), measured: undecontaminated
+    0.0965; one fine pass (6 px) 0.0073 / 0.0078; two fine passes (6, 3 px, the default) 0.0063 / 0.0071."""
+    alpha = cv2.GaussianBlur(disc(), (0, 0), 2.0)
+    fg = np.zeros(alpha.shape + (3,))
+    fg[:] = [200.0, 170.0, 150.0]
+    fg[: alpha.shape[0] // 2] = [70.0, 50.0, 40.0]
+    fg = np.clip(cv2.GaussianBlur(fg, (0, 0), 4) + np.random.default_rng(0).normal(0, 6, fg.shape), 0, 255)
+    wall = np.array([220.0, 30.0, 30.0])
+    observed = np.rint(fg * alpha[..., None] + wall * (1 - alpha[..., None])).astype(np.uint8)
+
+    def errors() -> tuple[float, float]:
+        out = decontaminate(observed, alpha).astype(np.float64)
+        return (
+            matte_metrics.edge_spill(out, alpha, fg, wall, alpha, 6),
+            matte_metrics.edge_colour_error(out, alpha, fg, alpha, 6),
+        )
+
+    spill, colour = errors()
+    monkeypatch.setattr(refine, "BLUR_FUSION_FINE_RADII", (6,))
+    spill_one_pass, colour_one_pass = errors()
+    none = matte_metrics.edge_spill(observed.astype(np.float64), alpha, fg, wall, alpha, 6)
+    assert spill < 0.9 * spill_one_pass and colour < 0.95 * colour_one_pass
+    assert spill < 0.1 * none
+
+
 @pytest.mark.parametrize("method", ["blur-fusion", "ml"])
 def test_decontaminate_leaves_opaque_and_empty_pixels_alone(method):
     alpha = cv2.GaussianBlur(disc(), (0, 0), 2.0)
@@ -182,6 +210,31 @@ def test_closed_form_improves_or_falls_back():
     band = edge_band(rough, 3)
     assert np.abs(cf - truth)[band].mean() < np.abs(rough - truth)[band].mean()
     assert closed_form_alpha(rgb, np.zeros_like(rough)) is not None  # degenerate trimap: no exception
+
+
+def test_closed_form_keeps_the_alpha_where_the_crop_runs_past_the_photo():
+    """A crown cut off by the photo's top edge (rows above it replicated, valid 0, mask 0): the straight
+    edge is the photo's, not the subject's. Measured on the 4 rows below it, inside the subject: 1.00
+    (min 0.97) with `valid`, 0.61 (down to 0.06) without; the side edges still follow the colours (error
+    0.031, rough mask 0.187).
+    """
+    truth = cv2.GaussianBlur(disc(120, 100, (50, 60), (30, 70)), (0, 0), 1.5)
+    fg, bg = np.array([60.0, 45.0, 35.0]), np.array([30.0, 90.0, 200.0])
+    rgb = fg * truth[..., None] + bg * (1 - truth[..., None])
+    rgb += np.random.default_rng(0).normal(0, 6, rgb.shape)
+    rgb[:20] = rgb[20]
+    rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    valid = np.ones(truth.shape, np.float32)
+    valid[:20] = 0.0
+    rough = ((truth > 0.5) * valid).astype(np.float32)
+
+    kept = closed_form_alpha(rgb, rough, band_px=4, valid=valid)
+    cut = closed_form_alpha(rgb, rough, band_px=4)
+    inside = truth[30] > 0.99
+    assert kept[20:24][:, inside].mean() > 0.99 and kept[20:24][:, inside].min() > 0.95
+    assert cut[20:24][:, inside].mean() < 0.9  # what the photo's edge did without `valid`
+    sides = edge_band(rough, 3) & (np.arange(120)[:, None] >= 30)
+    assert np.abs(kept - truth)[sides].mean() < 0.5 * np.abs(rough - truth)[sides].mean()
 
 
 def _model_mask_with_blob_and_hole() -> np.ndarray:
