@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import inspect
 import io
 import itertools
 import json
@@ -328,7 +329,7 @@ class _Patched:
             for name in REFINE_NAMES:
                 if hasattr(caller, name) and hasattr(self.module, name):
                     self.saved.append((caller, name, getattr(caller, name)))
-                    setattr(caller, name, getattr(self.module, name))
+                    setattr(caller, name, _known_kwargs(getattr(self.module, name)))
         if hasattr(photo, "person_alpha") and hasattr(self.module, "person_alpha"):
             photo.person_alpha = _region_aware(self.module.person_alpha)
 
@@ -336,6 +337,17 @@ class _Patched:
         for caller, name, value in reversed(self.saved):
             setattr(caller, name, value)
         self.saved.clear()
+
+
+def _known_kwargs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A baseline function called with only the keyword arguments it knows: this tree's callers may pass
+    newer ones (`closed_form_alpha(..., valid=)`), which the baseline runs without, as it did."""
+    known = inspect.signature(fn).parameters
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **{k: v for k, v in kwargs.items() if k in known})
+
+    return call
 
 
 def _region_aware(baseline: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
