@@ -66,10 +66,10 @@ def render_spec(
 
     face_w_out = (head.box[2] - head.box[0]) * plan.scale
     with timed(timings, Step.MATTING):
-        alpha = refine_alpha_crop(rgb, alpha, max(2, round(REFINE_RADIUS_FRACTION * face_w_out)))
-        if options.matting == "closed-form":
-            alpha = closed_form_alpha(rgb, alpha, valid=valid)
+        guided = refine_alpha_crop(rgb, alpha, max(2, round(REFINE_RADIUS_FRACTION * face_w_out)))
+        alpha = closed_form_alpha(rgb, guided, valid=valid) if options.matting == "closed-form" else guided
         alpha = (alpha * np.clip(valid, 0.0, 1.0)).astype(np.float32)
+        guided = (guided * np.clip(valid, 0.0, 1.0)).astype(np.float32)
     with timed(timings, Step.DECONTAMINATE):
         fg = decontaminate(rgb, alpha, options.decontamination) if options.decontaminate else rgb
 
@@ -93,7 +93,7 @@ def render_spec(
         )
 
     metrics, check_flags = _output_geometry(head, spec, plan, alpha)
-    matte_metrics, matte_flags = _matte_checks(head, plan, rgb, alpha, fg)
+    matte_metrics, matte_flags = _matte_checks(head, plan, rgb, alpha, fg, guided)
     metrics["matte"] = matte_metrics
     check_flags += matte_flags
     metrics["upscale"] = plan.scale
@@ -104,15 +104,16 @@ def render_spec(
 
 
 def _matte_checks(
-    head: Head, plan: CropPlan, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray
+    head: Head, plan: CropPlan, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray, guided: np.ndarray
 ) -> tuple[dict[str, float], list[Flag]]:
-    """Backdrop remnants, halo and an uncertain crown, measured on this output (matte_checks)."""
+    """Backdrop remnants, halo and an uncertain crown, measured on this output (matte_checks); `guided` is
+    the matte before closed-form matting, where the segmenter's own hard edges still show."""
     (x0, _), (x1, _) = plan.to_output(np.array([[head.box[0], 0.0], [head.box[2], 0.0]]))
     crown = find_crown_y(alpha, x0, x1)
     if crown is None:
         crown = float(plan.to_output(np.array([0.0, head.crown_y]))[1])
     eye_y, chin_y = float(plan.to_output(head.eye_mid)[1]), float(plan.to_output(head.chin)[1])
-    return matte_checks.matte_flags(rgb, alpha, fg, (x0, x1), crown, eye_y, chin_y)
+    return matte_checks.matte_flags(rgb, alpha, fg, (x0, x1), crown, eye_y, chin_y, edge_alpha=guided)
 
 
 def _output_geometry(

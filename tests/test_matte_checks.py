@@ -163,3 +163,16 @@ def test_clothes_in_the_backdrops_colour_under_the_face_are_not_a_remnant():
     rgb[300:] = BACKDROP
     metrics, flags = _flags(rgb, alpha, rgb.copy())
     assert metrics["palette_remnant_share"] == 0.0, metrics
+
+
+def test_crown_hard_edge_is_read_on_the_matte_before_closed_form():
+    """Closed-form matting re-draws the edge from colour and can soften a backdrop piece's hard edge; the
+    check reads the guided matte (`edge_alpha`) where the segmenter's hard edge still shows."""
+    rgb, alpha = _head()
+    guided = alpha.copy()
+    guided[38:50, 130:150] = 1.0
+    metrics, flags = mc.matte_flags(
+        rgb, alpha, _decontaminated(rgb, alpha), (80.0, 220.0), 60.0, 160.0, 260.0, edge_alpha=guided
+    )
+    assert metrics["crown_hard_edge"] > mc.MAX_CROWN_HARD_EDGE
+    assert mc.BACKGROUND_REMNANT in flags
