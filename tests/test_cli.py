@@ -38,7 +38,7 @@ def test_run_help_shows_defaults_background_names_and_examples(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = "".join(capsys.readouterr().out.split())  # argparse wraps at the terminal width, also after hyphens
-    for default in ("idphoto-out", "cn-1inch", "blue", "auto", "off", "jpeg", "guided"):
+    for default in ("idphoto-out", "cn-1inch", "blue", "auto", "off", "jpeg", "closed-form"):
         assert f"(default:{default})" in out
     assert "white,blue,red,std-blue,dark-blue,light-grey,transparent" in out
     examples = out.split("examples:", 1)[1]

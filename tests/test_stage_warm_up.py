@@ -46,9 +46,11 @@ def test_warm_up_builds_the_stages_in_worker_processes_and_swallows_a_failed_bui
     refs = warm_workers([as_tasks(recording, tag="prepare"), as_tasks(recording, tag="finish")], 2)
     ray_local.wait(refs, num_returns=len(refs), timeout=120)
     built = [name.split("-") for name in os.listdir(tmp_path)]
-    assert sorted(tag for tag, _, _ in built) == ["finish", "finish", "prepare", "prepare"]
     workers = {pid for _, pid, _ in built}
-    assert len(workers) == 2 and str(os.getpid()) not in workers  # two worker processes, not the driver
+    assert workers and str(os.getpid()) not in workers  # worker processes, not the driver
+    for pid in workers:  # each process that ran a warm-up built both stages, once (two tasks may share one
+        # process when the test cluster's other CPU is held by an earlier test's actor)
+        assert sorted(tag for tag, p, _ in built if p == pid) == ["finish", "prepare"]
     failing = warm_workers([as_tasks(broken)], 1)
     ray_local.wait(failing, timeout=120)
     settle_warm_up(failing)  # the real tasks report a stage that cannot be built; the warm-up only logs it
