@@ -375,7 +375,10 @@ def test_ctrl_c_keeps_finished_rows_and_resume_completes(tmp_path, ray_local, me
     samples = sample_files()
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for i in range(16):
+    # 48 photos, three read blocks: with 16 (one block) the warmed-up workers finished every photo between
+    # the third preview and the signal on a quiet CI machine.
+    count = 48
+    for i in range(count):
         (inputs / f"p{i:02d}.jpg").write_bytes(samples[PORTRAIT])
     out = tmp_path / "out"
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -425,11 +428,11 @@ def test_ctrl_c_keeps_finished_rows_and_resume_completes(tmp_path, ray_local, me
     if (out / "manifest").exists():
         _assert_nothing_torn(out)
         first = len(_rows(out))
-    assert first < 16, "the job finished before the interrupt: the test proves nothing"
+    assert first < count, "the job finished before the interrupt: the test proves nothing"
 
     summary = run_job(_config([inputs], out, resume=True), progress=False)
     latest = _latest(out)
-    assert sorted(latest) == [f"p{i:02d}" for i in range(16)]
+    assert sorted(latest) == [f"p{i:02d}" for i in range(count)]
     assert all(r["status"] in ("ok", "needs_review") for r in latest.values())
     assert summary.skipped == first  # every row the interrupted run wrote is honoured
     _assert_nothing_torn(out)
