@@ -85,6 +85,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--matting", choices=["guided", "closed-form"], help=_help("matting", model=options))
     p.add_argument("--segment-region", choices=["roi", "whole"], help=_help("segment_region", model=options))
+    p.add_argument(
+        "--person-gate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=_help("person_gate", model=options),
+    )
     _add_output_flags(p)
 
 
@@ -109,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             ("output_format", args.output_format),
             ("matting", args.matting),
             ("segment_region", args.segment_region),
+            ("person_gate", args.person_gate),
         )
         if v is not None
     }

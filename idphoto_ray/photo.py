@@ -29,6 +29,7 @@ from idphoto_ray.geometry.face import (
 )
 from idphoto_ray.geometry.level import crown_touches_top, face_bounds, level_head, roll_deg, roll_uncertain
 from idphoto_ray.models.base import FaceDetector, FaceLandmarker
+from idphoto_ray.person_gate import PersonGate
 from idphoto_ray.refine import person_alpha
 from idphoto_ray.render import RenderedOutput, render_spec
 from idphoto_ray.specs import PhotoSpec
@@ -64,12 +65,14 @@ def process_photo(
     options: ProcessingOptions,
     source_scale: float = 1.0,
     mask_region: tuple[float, float, float, float] | None = None,
+    person_gate: PersonGate | None = None,
 ) -> PhotoResult:
     """Make every spec × background from one working-resolution image and its model-resolution mask.
 
     source_scale = working px per original px (decode downscale), so inter-eye distance is reported in
     the original file's pixels. mask_region: the working-px box the mask covers when it is not the whole
-    image (region-of-interest segmentation, region.py).
+    image (region-of-interest segmentation, region.py). person_gate: clears backdrop objects the segmenter
+    kept beside the jaw and shoulders (person_gate.py).
     """
     timings: dict[str, float] = {}
     metrics: dict[str, Any] = {}
@@ -90,6 +93,7 @@ def process_photo(
             flags,
             outputs,
             mask_region,
+            person_gate,
         )
     except PhotoError as exc:
         return PhotoResult(Status.FAILED, exc.reason, exc.message, [], metrics, [], timings)
@@ -116,6 +120,7 @@ def _run(
     flags: list[str],
     outputs: list[RenderedOutput],
     mask_region: tuple[float, float, float, float] | None = None,
+    person_gate: PersonGate | None = None,
 ) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise PhotoError(Reason.INTERNAL_ERROR, f"expected HxWx3 uint8 RGB, got {image.dtype} {image.shape}")
@@ -161,6 +166,9 @@ def _run(
             roll = 0.0  # two models disagree on the eye line: leave the photo as taken, for a person to judge
 
     with timed(timings, Step.MASK):
+        if person_gate is not None:
+            eye_y = float(max(right_eye[1], left_eye[1]))
+            mask = person_gate(image, mask, mask_region, eye_y, tuple(float(v) for v in face.box))
         alpha = person_alpha(mask, image.shape, face.box, mask_region)
     if float(alpha.max(initial=0.0)) < 0.5:
         raise PhotoError(Reason.NO_PERSON, "the person mask is empty around the detected face")

@@ -27,6 +27,7 @@ import numpy as np
 from idphoto_ray.backgrounds import Background, parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import DecodedImage, decode_image
+from idphoto_ray.person_gate import PersonGate
 from idphoto_ray.photo import PhotoResult, process_photo
 from idphoto_ray.region import Box, RegionFinder, pixel_box
 from idphoto_ray.render import RenderedOutput
@@ -159,9 +160,11 @@ class PhotoPath:
         backgrounds: list[Background],
         options: ProcessingOptions,
         plans: SheetPlans = (),
+        gate: PersonGate | None = None,
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
+        self.person_gate = gate
         self.specs = specs
         self.backgrounds = backgrounds
         self.options = options
@@ -180,6 +183,7 @@ class PhotoPath:
             [parse_background(b) for b in backgrounds],
             self.options,
             plans,
+            self.person_gate,
         )
 
     @classmethod
@@ -191,15 +195,29 @@ class PhotoPath:
         blazeface: bytes | None = None,
         face_mesh: bytes | None = None,
         plans: SheetPlans = (),
+        person: bytes | None = None,
+        segmenter: str | None = None,
     ) -> PhotoPath:
-        """Build the face models from their bytes (the job ships them), else from the model home."""
+        """Build the face models from their bytes (the job ships them), else from the model home.
+
+        The person gate (`options.person_gate`) is built unless `segmenter` names its own person model.
+        """
         from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
-        from idphoto_ray.models.registry import build_face_detector, build_face_landmarker, face_model_paths
+        from idphoto_ray.models.registry import (
+            PERSON_MODEL,
+            build_face_detector,
+            build_face_landmarker,
+            face_model_paths,
+            get_info,
+        )
 
         if blazeface is None or face_mesh is None:
             paths = face_model_paths()
             blazeface = blazeface if blazeface is not None else paths[PIPELINE_DETECTOR].read_bytes()
             face_mesh = face_mesh if face_mesh is not None else paths["face-mesh"].read_bytes()
+        gate = None
+        if options.person_gate and segmenter != PERSON_MODEL:
+            gate = PersonGate(person if person is not None else get_info(PERSON_MODEL).source.ensure())
         return cls(
             build_face_detector(blazeface),
             build_face_landmarker(face_mesh),
@@ -207,6 +225,7 @@ class PhotoPath:
             [parse_background(b) for b in backgrounds],
             options,
             plans,
+            gate,
         )
 
     def prepare(self, data: bytes, model_size: int) -> Prepared:
@@ -233,6 +252,7 @@ class PhotoPath:
             self.options,
             source_scale=scale,
             mask_region=box,
+            person_gate=self.person_gate,
         )
 
     def finish(self, prepared: Prepared, mask: np.ndarray) -> PhotoResult:

@@ -164,7 +164,11 @@ class Step(Documented):
     SEGMENT = ("segment", "The segmentation model, per photo share of its batch.")
     DETECT = ("detect", "Face detection.")
     LANDMARKS = ("landmarks", "The face mesh.")
-    MASK = ("mask", "The model's mask brought to the working image.")
+    MASK = (
+        "mask",
+        "The model's mask kept where the person model sees a person (`person_gate`) and brought to the"
+        " working image.",
+    )
     LEVEL = ("level", "Roll correction and finding the crown.")
     CROP = ("crop", "Cutting each spec's crop from the leveled frame.")
     MATTING = ("matting", "Refining the alpha on each crop (guided filter, closed form).")

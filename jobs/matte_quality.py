@@ -52,6 +52,7 @@ from idphoto_ray import matte_checks, matte_metrics, photo, render
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.geometry.face import select_subject
 from idphoto_ray.models.home import model_home, sha256_file
+from idphoto_ray.models.registry import PERSON_MODEL
 from idphoto_ray.models.segmenters import model_input
 from idphoto_ray.photo_path import PhotoPath, quantize_masks
 from idphoto_ray.refine import clean_mask
@@ -515,20 +516,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     path = PhotoPath.load([spec], ["transparent"], options)
     regions = args.regions.split(",")
     variants = {v: parse_variant(v) for v in args.variants.split(",")}
-    paths = {
-        (r, v): PhotoPath(
-            path.detector, path.landmarker, [spec], path.backgrounds, variant_options(options, r, overrides)
-        )
-        for r in regions
-        for v, (_, overrides) in variants.items()
-    }
+    models = args.models.split(",")
+    paths = {}
+    for m, r, (v, (_, overrides)) in itertools.product(models, regions, variants.items()):
+        opts = variant_options(options, r, overrides)
+        # As the job: the person gate runs unless the segmenter is the gate's own person model.
+        gate = path.person_gate if opts.person_gate and m != PERSON_MODEL else None
+        paths[m, r, v] = PhotoPath(path.detector, path.landmarker, [spec], path.backgrounds, opts, gate=gate)
     truth_seg = load_segmenter(args.truth_model)
     if truth_seg is None:
         print(f"truth model {args.truth_model!r} is not available (idphoto-ray models fetch isnet)")
         return {"rows": [], "table": []}
     truth_id = f"{truth_seg.name}:{truth_seg.weights[:12]}"
     segmenters = {}
-    for name in args.models.split(","):
+    for name in models:
         seg = truth_seg if name == truth_seg.name else load_segmenter(name)
         if seg is not None:
             segmenters[name] = seg
@@ -558,7 +559,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             data, _ = composite_jpeg(truth, background)
             for (model, seg), region in itertools.product(segmenters.items(), regions):
                 t0 = time.perf_counter()
-                prepared = paths[region, next(iter(variants))].prepare(data, seg.size)
+                prepared = paths[model, region, next(iter(variants))].prepare(data, seg.size)
                 prepare_s = time.perf_counter() - t0
                 mask = cached_mask(
                     seg, prepared.model_image, data, Path(args.cache), seg_ids[model], prepared.region
@@ -568,7 +569,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     label = f"{model} / {region} / {variant}"
                     t0 = time.perf_counter()
                     with _Patched(baseline if base == "current" else None):
-                        result = paths[region, variant].finish(prepared, quantize_masks(mask[None])[0])
+                        result = paths[model, region, variant].finish(prepared, quantize_masks(mask[None])[0])
                     seconds = time.perf_counter() - t0 + prepare_s
                     row: dict[str, Any] = {
                         "variant": label,

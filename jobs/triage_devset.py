@@ -61,7 +61,7 @@ def main() -> None:
         photos = [p for p in photos if p.stem in args.only]
     options = ProcessingOptions(output_format="png", segment_region=args.segment_region)
     specs = [get_spec(name) for name in args.specs]
-    path = PhotoPath.load(specs, args.backgrounds, options)
+    path = PhotoPath.load(specs, args.backgrounds, options, segmenter=args.model)
     per_spec = {spec.name: path.with_outputs([spec], args.backgrounds) for spec in specs}
     segmenter = load_segmenter(args.model)
     if segmenter is None:

@@ -71,6 +71,13 @@ def test_flags_override_the_yaml_config(tmp_path):
     assert config.input == ["a"]
 
 
+def test_person_gate_flag_turns_the_gate_on_and_it_is_off_by_default(tmp_path):
+    base = ["run", "--input", "a", "--output", str(tmp_path)]
+    assert not config_from_args(build_parser().parse_args(base)).processing.person_gate
+    on = config_from_args(build_parser().parse_args([*base, "--person-gate"]))
+    assert on.processing.person_gate is True
+
+
 def test_unknown_config_key_is_reported_with_the_key(tmp_path, capsys):
     cfg = tmp_path / "job.yaml"
     cfg.write_text("input: [a]\nbackground: [blue]\n")

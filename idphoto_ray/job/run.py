@@ -130,7 +130,7 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
     """
     from idphoto_ray.layout import plan_layouts
     from idphoto_ray.models.face_detect import PIPELINE_DETECTOR
-    from idphoto_ray.models.registry import resolve_job_models
+    from idphoto_ray.models.registry import PERSON_MODEL, resolve_job_models
     from idphoto_ray.specs import all_specs
 
     started = time.perf_counter()
@@ -243,7 +243,8 @@ def run_job(config: JobConfig, *, progress: bool = True, segment_stage: type = S
         )
         finish = as_tasks(
             FinishStage,
-            face_refs=[model_refs[PIPELINE_DETECTOR], model_refs["face-mesh"]],
+            face_refs=[model_refs[PIPELINE_DETECTOR], model_refs["face-mesh"], model_refs[PERSON_MODEL]],
+            segmenter=seg_info.name,
             specs=[specs[name] for name in config.specs],
             backgrounds=list(config.backgrounds),
             options=config.processing,

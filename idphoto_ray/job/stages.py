@@ -240,6 +240,7 @@ class FinishStage:
         run_id: str,
         config_hash: str,
         sheet_plans: list | None = None,
+        segmenter: str | None = None,
     ) -> None:
         import fsspec
 
@@ -247,9 +248,16 @@ class FinishStage:
 
         tune_worker_process()
         scrub_worker_logs(secret_values(storage_options))
-        blazeface, face_mesh = ray.get(face_refs)
+        blazeface, face_mesh, person = ray.get(face_refs)  # person: the person gate's model
         self.path = PhotoPath.load(
-            specs, backgrounds, options, blazeface=blazeface, face_mesh=face_mesh, plans=sheet_plans or ()
+            specs,
+            backgrounds,
+            options,
+            blazeface=blazeface,
+            face_mesh=face_mesh,
+            plans=sheet_plans or (),
+            person=person,
+            segmenter=segmenter,
         )
         self.root = output_root
         local = output_protocol in ("file", "local")

@@ -42,6 +42,8 @@ AUTO_PREFERENCE = ("isnet-medium", "isnet-small", "mediapipe-selfie")
 ALIASES = {"isnet": "isnet-medium"}
 #: The face detector (face_detect.PIPELINE_DETECTOR: full range, so group photos' small faces count) and mesh.
 FACE_MODELS = ("blazeface-full", "face-mesh")
+#: The person model of `processing.person_gate` (person_gate.py): shipped with the face models.
+PERSON_MODEL = "mediapipe-selfie"
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ def resolve_job_models(config: JobConfig) -> tuple[JobConfig, JobModels]:
     info, seg_path = resolve_segmenter(config.model, config.model_uri, config.preprocess)
     if not config.model_uri:
         config = config.model_copy(update={"model": info.name})
-    paths = {"segmenter": seg_path, **face_model_paths()}
+    person = get_info(PERSON_MODEL).source.ensure()
+    paths = {"segmenter": seg_path, **face_model_paths(), PERSON_MODEL: person}
     data = {role: path.read_bytes() for role, path in paths.items()}
     sha = {role: hashlib.sha256(blob).hexdigest() for role, blob in data.items()}
     return config, JobModels(info, data, sha)

@@ -115,7 +115,8 @@ class Finisher:
 
         tune_worker_process()
         config = ServiceSettings.model_validate(settings)
-        self.path = PhotoPath.load([], [], config.processing)  # face models once; outputs chosen per request
+        # Face models (and the person gate's) once; each request chooses its outputs.
+        self.path = PhotoPath.load([], [], config.processing, segmenter=config.model)
         self.catalogue = all_specs(config.spec_files)
         self.segmenter = segmenter
         self.model_size: int | None = None
