@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument(
         "--segment-region", choices=["roi", "whole"], default="roi", help="as the job's option"
     )
+    parser.add_argument(
+        "--person-gate", action=argparse.BooleanOptionalAction, default=False, help="as the job's option"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="photo stems to run (default: the half)")
     parser.add_argument("--out", type=Path, required=True, help="outputs (PNG) and measures.csv go here")
     args = parser.parse_args()
@@ -59,7 +62,9 @@ def main() -> None:
         photos = [p for p in photos if p.name in keep]
     if args.only:
         photos = [p for p in photos if p.stem in args.only]
-    options = ProcessingOptions(output_format="png", segment_region=args.segment_region)
+    options = ProcessingOptions(
+        output_format="png", segment_region=args.segment_region, person_gate=args.person_gate
+    )
     specs = [get_spec(name) for name in args.specs]
     path = PhotoPath.load(specs, args.backgrounds, options, segmenter=args.model)
     per_spec = {spec.name: path.with_outputs([spec], args.backgrounds) for spec in specs}
