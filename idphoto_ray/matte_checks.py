@@ -104,7 +104,7 @@ def remnant_share(rgb: np.ndarray, alpha: np.ndarray) -> float:
     return (islands + blobs) / float(alpha.size)
 
 
-def _colour_bins(rgb: np.ndarray) -> np.ndarray:
+def colour_bins(rgb: np.ndarray) -> np.ndarray:
     """Each pixel's cell in an 8×8×8 grid of RGB (32 levels a side): cheap, and coarse enough that a plain
     backdrop's noise and JPEG ringing stay in one or two cells."""
     q = np.asarray(rgb, dtype=np.uint8) >> 5
@@ -129,7 +129,7 @@ def palette_remnant_share(rgb: np.ndarray, alpha: np.ndarray, face_x: tuple[floa
     backdrop kept in a corner the matte fills entirely (devset img42: the pink wall beside the neck), where
     no nearby backdrop pixel gives `remnant_share` a local colour."""
     a = np.asarray(alpha)
-    bins = _colour_bins(rgb)
+    bins = colour_bins(rgb)
     background = a < 0.05
     person = a >= 0.5
     width = max(face_x[1] - face_x[0], 1.0)

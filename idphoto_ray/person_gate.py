@@ -18,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from idphoto_ray.matte_checks import colour_bins
+
 #: Person-model probability taken as person.
 PERSON_THRESHOLD = 0.5
 #: How far (share of the mask's side) the matte may reach beyond the person model's person below the eyes:
@@ -25,18 +27,19 @@ PERSON_THRESHOLD = 0.5
 MARGIN = 0.012
 
 
+def _upsampled(person: np.ndarray, size: int) -> np.ndarray:
+    """The person model's S'×S' probabilities at size×size (bilinear)."""
+    return cv2.resize(np.asarray(person, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _grow(region: np.ndarray, radius: int) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(region.astype(np.uint8), kernel) > 0
+
+
 def person_support(person: np.ndarray, size: int, margin: float = MARGIN) -> np.ndarray:
     """The person model's S'×S' probabilities → a size×size bool map: person, grown by `margin`·size px."""
-    up = cv2.resize(np.asarray(person, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    radius = max(1, round(margin * size))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate((up >= PERSON_THRESHOLD).astype(np.uint8), kernel) > 0
-
-
-def _bins(rgb: np.ndarray) -> np.ndarray:
-    """8×8×8 colour cells, one index per pixel."""
-    q = (np.asarray(rgb) >> 5).astype(np.int32)
-    return (q[..., 0] << 6) | (q[..., 1] << 3) | q[..., 2]
+    return _grow(_upsampled(person, size) >= PERSON_THRESHOLD, max(1, round(margin * size)))
 
 
 #: The gate's cut is read as a backdrop object only when it took at least this share of the mask's side².
@@ -49,15 +52,6 @@ MAIN_CELL_SHARE = 0.01
 #: Beside the face, from the eye line to this many face widths below the face box, the gate cuts nothing by
 #: position: earrings hang there (a colour a cut object took still goes).
 EAR_ZONE = 0.25
-
-
-def _grown(cells: np.ndarray) -> np.ndarray:
-    """512 cells → the same and their 26 neighbours in the 8×8×8 grid (a colour one step off still counts)."""
-    grid = np.pad(cells.reshape(8, 8, 8), 1)
-    out = np.zeros((8, 8, 8), bool)
-    for dr, dg, db in np.ndindex(3, 3, 3):
-        out |= grid[dr : dr + 8, dg : dg + 8, db : db + 8]
-    return out.reshape(-1)
 
 
 def gate_mask(
@@ -83,17 +77,18 @@ def gate_mask(
     if not (np.asarray(person) >= PERSON_THRESHOLD).any():
         return mask
     size = mask.shape[0]
-    keep = person_support(person, size, margin)
-    keep[: max(0, min(size, from_row))] = True
+    top = max(0, min(size, from_row))
+    seen = _upsampled(person, size) >= PERSON_THRESHOLD
+    keep = _grow(seen, max(1, round(margin * size)))
+    keep[:top] = True
     if ears is not None:
         c0, r0, c1, r1 = (max(0, min(size, v)) for v in ears)
         keep[r0:r1, c0:c1] = True
     if image is None:
         return np.where(keep, mask, 0.0).astype(mask.dtype)
     fg = mask >= 0.5
-    up = cv2.resize(np.asarray(person, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    core = fg & (up >= PERSON_THRESHOLD)
-    bins = _bins(image)
+    core = fg & seen
+    bins = colour_bins(image)
     shares = np.bincount(bins[core], minlength=512) / max(core.sum(), 1)
     # The subject's main colours are spared out there too: hair the person model missed (a bun behind the
     # neck, img4) has them; a backdrop object mostly does not.
@@ -102,10 +97,9 @@ def gate_mask(
     cut = fg & ~keep
     if cut.sum() < MIN_CUT_SHARE * mask.size:
         return out
-    subject_cells = shares >= SUBJECT_CELL_SHARE
     cut_cells = np.bincount(bins[cut], minlength=512) >= CUT_CELL_SHARE * cut.sum()
-    odd = (cut_cells & ~subject_cells)[bins] & fg & ~core
-    odd[: max(0, min(size, from_row))] = False
+    odd = (cut_cells & ~(shares >= SUBJECT_CELL_SHARE))[bins] & fg & ~core
+    odd[:top] = False
     odd = cv2.morphologyEx(odd.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     odd = cv2.dilate(odd, np.ones((5, 5), np.uint8)) > 0
     out[odd & ~core] = 0.0
@@ -116,9 +110,9 @@ class PersonGate:
     """The selfie model (one thread, it runs in the finishing tasks) and the gate, for one photo at a time."""
 
     def __init__(self, model: bytes | Any) -> None:
-        from idphoto_ray.models.registry import build_segmenter, get_info
+        from idphoto_ray.models.registry import PERSON_MODEL, build_segmenter, get_info
 
-        self.segmenter = build_segmenter(get_info("mediapipe-selfie"), model, intra_op_num_threads=1)
+        self.segmenter = build_segmenter(get_info(PERSON_MODEL), model, intra_op_num_threads=1)
         self.size = self.segmenter.input_size
 
     def __call__(
