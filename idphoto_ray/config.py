@@ -71,10 +71,9 @@ class ProcessingOptions(BaseModel):
         " (face found on the small decode); whole: the whole photo.",
     )
     person_gate: bool = Field(
-        False,
+        True,
         description="Below the eyes, clear what the segmenter kept away from the person MediaPipe's person"
-        " model sees (IS-Net keeps salient backdrop objects: a statue, wall letters). Off by default: on one"
-        " validation composite it cut the subject's dress.",
+        " model sees (IS-Net keeps salient backdrop objects: a statue, wall letters beside a shoulder).",
     )
     decontaminate: bool = Field(
         True, description="Estimate true foreground colour at edges to remove background fringes."

@@ -49,7 +49,7 @@ def main() -> None:
         "--segment-region", choices=["roi", "whole"], default="roi", help="as the job's option"
     )
     parser.add_argument(
-        "--person-gate", action=argparse.BooleanOptionalAction, default=False, help="as the job's option"
+        "--person-gate", action=argparse.BooleanOptionalAction, default=True, help="as the job's option"
     )
     parser.add_argument("--only", nargs="*", default=None, help="photo stems to run (default: the half)")
     parser.add_argument("--out", type=Path, required=True, help="outputs (PNG) and measures.csv go here")

@@ -71,11 +71,11 @@ def test_flags_override_the_yaml_config(tmp_path):
     assert config.input == ["a"]
 
 
-def test_person_gate_flag_turns_the_gate_on_and_it_is_off_by_default(tmp_path):
+def test_person_gate_flag_turns_the_gate_off_and_it_is_on_by_default(tmp_path):
     base = ["run", "--input", "a", "--output", str(tmp_path)]
-    assert not config_from_args(build_parser().parse_args(base)).processing.person_gate
-    on = config_from_args(build_parser().parse_args([*base, "--person-gate"]))
-    assert on.processing.person_gate is True
+    assert config_from_args(build_parser().parse_args(base)).processing.person_gate
+    off = config_from_args(build_parser().parse_args([*base, "--no-person-gate"]))
+    assert off.processing.person_gate is False
 
 
 def test_unknown_config_key_is_reported_with_the_key(tmp_path, capsys):

@@ -100,11 +100,17 @@ def test_the_photo_path_builds_the_gate_unless_the_segmenter_is_its_person_model
     from idphoto_ray.specs import get_spec
 
     specs = [get_spec("cn-1inch")]
-    on = ProcessingOptions(person_gate=True)
-    assert not ProcessingOptions().person_gate
-    assert PhotoPath.load(specs, ["white"], on, segmenter="isnet-medium").person_gate is not None
-    assert PhotoPath.load(specs, ["white"], on, segmenter="mediapipe-selfie").person_gate is None
-    assert PhotoPath.load(specs, ["white"], ProcessingOptions(), segmenter="isnet-medium").person_gate is None
+    off = ProcessingOptions(person_gate=False)
+    assert ProcessingOptions().person_gate
+    assert (
+        PhotoPath.load(specs, ["white"], ProcessingOptions(), segmenter="isnet-medium").person_gate
+        is not None
+    )
+    assert (
+        PhotoPath.load(specs, ["white"], ProcessingOptions(), segmenter="mediapipe-selfie").person_gate
+        is None
+    )
+    assert PhotoPath.load(specs, ["white"], off, segmenter="isnet-medium").person_gate is None
 
 
 def test_the_real_person_model_keeps_a_real_portrait_and_clears_a_pasted_object():
