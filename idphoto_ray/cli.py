@@ -91,6 +91,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help=_help("person_gate", model=options),
     )
+    p.add_argument(
+        "--crown-colour",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=_help("crown_colour", model=options),
+    )
     _add_output_flags(p)
 
 
@@ -116,6 +122,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             ("matting", args.matting),
             ("segment_region", args.segment_region),
             ("person_gate", args.person_gate),
+            ("crown_colour", args.crown_colour),
         )
         if v is not None
     }

@@ -75,6 +75,11 @@ class ProcessingOptions(BaseModel):
         description="Below the eyes, clear what the segmenter kept away from the person MediaPipe's person"
         " model sees (IS-Net keeps salient backdrop objects: a statue, wall letters beside a shoulder).",
     )
+    crown_colour: bool = Field(
+        True,
+        description="Above the eyes, where the segmenter was unsure, lower the alpha of pixels nearer the"
+        " backdrop's colours than the hair's (dark blocks and blotchy fringes at the crown become strands).",
+    )
     decontaminate: bool = Field(
         True, description="Estimate true foreground colour at edges to remove background fringes."
     )

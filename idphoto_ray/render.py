@@ -13,6 +13,7 @@ from idphoto_ray import checks, matte_checks
 from idphoto_ray.backgrounds import Background
 from idphoto_ray.compose import composite
 from idphoto_ray.config import ProcessingOptions
+from idphoto_ray.crown_colour import crown_ceiling
 from idphoto_ray.encode import encode_image
 from idphoto_ray.geometry.affine import compose_affine
 from idphoto_ray.geometry.crop import CropPlan, crop_layers, plan_crop
@@ -67,8 +68,12 @@ def render_spec(
     face_w_out = (head.box[2] - head.box[0]) * plan.scale
     with timed(timings, Step.MATTING):
         guided = refine_alpha_crop(rgb, alpha, max(2, round(REFINE_RADIUS_FRACTION * face_w_out)))
-        alpha = closed_form_alpha(rgb, guided, valid=valid) if options.matting == "closed-form" else guided
-        alpha = (alpha * np.clip(valid, 0.0, 1.0)).astype(np.float32)
+        matte = closed_form_alpha(rgb, guided, valid=valid) if options.matting == "closed-form" else guided
+        if options.crown_colour:
+            eye_row = (float(head.eye_mid[1]) - plan.y0) * plan.scale
+            ceiling = crown_ceiling(rgb, matte, alpha, eye_row, face_w_out, valid)
+            matte, guided = np.minimum(matte, ceiling), np.minimum(guided, ceiling)
+        alpha = (matte * np.clip(valid, 0.0, 1.0)).astype(np.float32)
         guided = (guided * np.clip(valid, 0.0, 1.0)).astype(np.float32)
     with timed(timings, Step.DECONTAMINATE):
         fg = decontaminate(rgb, alpha, options.decontamination) if options.decontaminate else rgb

@@ -78,6 +78,13 @@ def test_person_gate_flag_turns_the_gate_off_and_it_is_on_by_default(tmp_path):
     assert off.processing.person_gate is False
 
 
+def test_crown_colour_flag_turns_it_off_and_it_is_on_by_default(tmp_path):
+    base = ["run", "--input", "a", "--output", str(tmp_path)]
+    assert config_from_args(build_parser().parse_args(base)).processing.crown_colour
+    off = config_from_args(build_parser().parse_args([*base, "--no-crown-colour"]))
+    assert off.processing.crown_colour is False
+
+
 def test_unknown_config_key_is_reported_with_the_key(tmp_path, capsys):
     cfg = tmp_path / "job.yaml"
     cfg.write_text("input: [a]\nbackground: [blue]\n")

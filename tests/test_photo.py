@@ -73,6 +73,26 @@ def test_several_specs_and_backgrounds_from_one_segmentation():
     )
 
 
+def test_crown_colour_runs_per_spec_with_the_eye_row_and_only_when_asked(monkeypatch):
+    from idphoto_ray import render
+
+    calls = []
+    real = render.crown_ceiling
+
+    def spy(rgb, alpha, model_alpha, eye_row, face_width, valid=None):
+        calls.append((rgb.shape[:2], eye_row, face_width))
+        return real(rgb, alpha, model_alpha, eye_row, face_width, valid)
+
+    monkeypatch.setattr(render, "crown_ceiling", spy)
+    on = run(draw_person(), specs=("cn-1inch", "cn-2inch"))
+    assert len(calls) == 2
+    for (h, w), eye_row, face_width in calls:
+        assert 0.2 * h < eye_row < 0.7 * h and 0.2 * w < face_width < w
+    calls.clear()
+    off = run(draw_person(), specs=("cn-1inch", "cn-2inch"), crown_colour=False)
+    assert calls == [] and on.status == off.status
+
+
 def test_rotated_input_comes_out_level():
     person = draw_person(angle_deg=10.0)
     result = run(person, backgrounds=("transparent",))
