@@ -26,6 +26,9 @@ Format = Literal["jpeg", "png"]
 FULL_CHROMA_QUALITY = 90
 _SUBSAMPLING_444 = 0
 _SUBSAMPLING_420 = 2
+#: The profile header's creation date (ICC.1 §7.2.8: bytes 24–35, six big-endian uint16), fixed so that the
+#: same photo encodes to the same bytes in every run; LittleCMS stamps the time it builds the profile.
+PROFILE_DATE = (2024, 1, 1, 0, 0, 0)
 
 
 @dataclass
@@ -41,8 +44,12 @@ class EncodedImage:
 
 @lru_cache(maxsize=1)
 def srgb_icc_profile() -> bytes:
-    """The standard sRGB ICC profile (LittleCMS built-in), embedded so viewers and print shops don't guess."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """The standard sRGB ICC profile (LittleCMS built-in), embedded so viewers and print shops don't guess.
+
+    Its creation date is set to `PROFILE_DATE` (the profile ID stays unset, all zeros, which ICC allows)."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    data[24:36] = b"".join(v.to_bytes(2, "big") for v in PROFILE_DATE)
+    return bytes(data)
 
 
 def encode_image(

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
 from skimage import data
 
-from idphoto_ray.encode import EncodedImage, encode_image, srgb_icc_profile
+from idphoto_ray.encode import PROFILE_DATE, EncodedImage, encode_image, srgb_icc_profile
 from idphoto_ray.types import PhotoError, Reason
 
 
@@ -126,3 +126,14 @@ def test_never_pads(photo):
 def test_bad_arrays_are_caller_errors(bad):
     with pytest.raises(ValueError):
         encode_image(bad)
+
+
+def test_the_embedded_profile_carries_a_fixed_date_so_runs_encode_the_same_bytes():
+    """LittleCMS stamps the profile with the time it builds it: without the fixed date, the same photo gave
+    different bytes in every run (two date bytes of the header)."""
+    icc = srgb_icc_profile()
+    header_date = tuple(int.from_bytes(icc[i : i + 2], "big") for i in range(24, 36, 2))
+    assert header_date == PROFILE_DATE
+    assert icc[84:100] == bytes(16)  # profile ID unset: a changed header leaves no stale checksum
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
