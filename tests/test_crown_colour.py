@@ -97,3 +97,13 @@ def test_padding_past_the_photo_is_not_taken_for_backdrop():
     out = crown_colour_alpha(finish(rgb), alpha, model, EYE_ROW, FACE_W, valid)
     assert out[block].mean() < 0.2
     assert np.array_equal(out[:24], alpha[:24])
+
+
+def test_degenerate_crops_leave_the_matte_alone():
+    rgb, alpha, model = crop()
+    ones = np.ones((H, W), np.float32)
+    assert np.array_equal(crown_ceiling(finish(rgb), alpha, model, 0.0, FACE_W), ones)  # eyes at the top
+    empty = np.zeros((H, W), np.float32)
+    assert np.array_equal(crown_ceiling(finish(rgb), empty, empty, EYE_ROW, FACE_W), ones)
+    full = np.ones((H, W), np.float32)  # no backdrop to learn colours from
+    assert np.array_equal(crown_ceiling(finish(rgb), full, full * 0.5, EYE_ROW, FACE_W), ones)
