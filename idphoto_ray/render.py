@@ -69,7 +69,7 @@ def render_spec(
     with timed(timings, Step.MATTING):
         guided = refine_alpha_crop(rgb, alpha, max(2, round(REFINE_RADIUS_FRACTION * face_w_out)))
         matte = closed_form_alpha(rgb, guided, valid=valid) if options.matting == "closed-form" else guided
-        if options.crown_colour:
+        if options.crown_colour:  # `alpha` is still the segmenter's matte, cropped: where it was unsure
             eye_row = (float(head.eye_mid[1]) - plan.y0) * plan.scale
             ceiling = crown_ceiling(rgb, matte, alpha, eye_row, face_w_out, valid)
             matte, guided = np.minimum(matte, ceiling), np.minimum(guided, ceiling)
