@@ -30,6 +30,17 @@ def _stages(log_dir: str) -> tuple[type, type]:
     return Recording, Broken
 
 
+def _two_stages(log_dir: str) -> tuple[type, type]:
+    """Two stage classes, as the job's prepare and finish are: a process keeps one live instance per class,
+    so with one class for both, a process that ran two warm-ups rebuilt each (seen in CI: 'prepare' twice)."""
+    recording, _ = _stages(log_dir)
+
+    class RecordingFinish(recording):  # type: ignore[misc, valid-type]
+        pass
+
+    return recording, RecordingFinish
+
+
 def test_build_makes_one_instance_per_build_and_process(tmp_path):
     recording, _ = _stages(str(tmp_path))
     run = as_tasks(recording, tag="a")
@@ -42,14 +53,15 @@ def test_build_makes_one_instance_per_build_and_process(tmp_path):
 
 @pytest.mark.slow
 def test_warm_up_builds_the_stages_in_worker_processes_and_swallows_a_failed_build(tmp_path, ray_local):
-    recording, broken = _stages(str(tmp_path))
-    refs = warm_workers([as_tasks(recording, tag="prepare"), as_tasks(recording, tag="finish")], 2)
+    _, broken = _stages(str(tmp_path))
+    prepare, finish = _two_stages(str(tmp_path))
+    refs = warm_workers([as_tasks(prepare, tag="prepare"), as_tasks(finish, tag="finish")], 2)
     ray_local.wait(refs, num_returns=len(refs), timeout=120)
     built = [name.split("-") for name in os.listdir(tmp_path)]
     workers = {pid for _, pid, _ in built}
     assert workers and str(os.getpid()) not in workers  # worker processes, not the driver
-    for pid in workers:  # each process that ran a warm-up built both stages, once (two tasks may share one
-        # process when the test cluster's other CPU is held by an earlier test's actor)
+    for pid in workers:  # each process that ran a warm-up built both stages, once, even when two warm-ups
+        # share one process (the test cluster's other CPU held by an earlier test's actor)
         assert sorted(tag for tag, p, _ in built if p == pid) == ["finish", "prepare"]
     failing = warm_workers([as_tasks(broken)], 1)
     ray_local.wait(failing, timeout=120)
