@@ -27,9 +27,10 @@ PERSON_THRESHOLD = 0.5
 MARGIN = 0.012
 
 
-def _upsampled(person: np.ndarray, size: int) -> np.ndarray:
-    """The person model's S'×S' probabilities at size×size (bilinear)."""
-    return cv2.resize(np.asarray(person, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+def _seen(person: np.ndarray, size: int) -> np.ndarray:
+    """The person model's S'×S' probabilities, upsampled to size×size (bilinear): where it sees a person."""
+    upsampled = cv2.resize(np.asarray(person, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    return upsampled >= PERSON_THRESHOLD
 
 
 def _grow(region: np.ndarray, radius: int) -> np.ndarray:
@@ -37,9 +38,22 @@ def _grow(region: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(region.astype(np.uint8), kernel) > 0
 
 
+def _support(seen: np.ndarray, margin: float) -> np.ndarray:
+    """Where the person is seen, grown by `margin` of the map's side (at least 1 px)."""
+    return _grow(seen, max(1, round(margin * seen.shape[0])))
+
+
 def person_support(person: np.ndarray, size: int, margin: float = MARGIN) -> np.ndarray:
     """The person model's S'×S' probabilities → a size×size bool map: person, grown by `margin`·size px."""
-    return _grow(_upsampled(person, size) >= PERSON_THRESHOLD, max(1, round(margin * size)))
+    return _support(_seen(person, size), margin)
+
+
+def applies(enabled: bool, segmenter: str | None) -> bool:
+    """Whether a photo path gates: when asked (`processing.person_gate`), unless the segmenter is the gate's
+    own person model, whose mask already is the person."""
+    from idphoto_ray.models.registry import PERSON_MODEL
+
+    return enabled and segmenter != PERSON_MODEL
 
 
 #: The gate's cut is read as a backdrop object only when it took at least this share of the mask's side².
@@ -78,8 +92,8 @@ def gate_mask(
         return mask
     size = mask.shape[0]
     top = max(0, min(size, from_row))
-    seen = _upsampled(person, size) >= PERSON_THRESHOLD
-    keep = _grow(seen, max(1, round(margin * size)))
+    seen = _seen(person, size)
+    keep = _support(seen, margin)
     keep[:top] = True
     if ears is not None:
         c0, r0, c1, r1 = (max(0, min(size, v)) for v in ears)

@@ -27,7 +27,7 @@ import numpy as np
 from idphoto_ray.backgrounds import Background, parse_background
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.decode import DecodedImage, decode_image
-from idphoto_ray.person_gate import PersonGate
+from idphoto_ray.person_gate import PersonGate, applies
 from idphoto_ray.photo import PhotoResult, process_photo
 from idphoto_ray.region import Box, RegionFinder, pixel_box
 from idphoto_ray.render import RenderedOutput
@@ -216,7 +216,7 @@ class PhotoPath:
             blazeface = blazeface if blazeface is not None else paths[PIPELINE_DETECTOR].read_bytes()
             face_mesh = face_mesh if face_mesh is not None else paths["face-mesh"].read_bytes()
         gate = None
-        if options.person_gate and segmenter != PERSON_MODEL:
+        if applies(options.person_gate, segmenter):
             gate = PersonGate(person if person is not None else get_info(PERSON_MODEL).source.ensure())
         return cls(
             build_face_detector(blazeface),

@@ -52,8 +52,8 @@ from idphoto_ray import matte_checks, matte_metrics, photo, render
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.geometry.face import select_subject
 from idphoto_ray.models.home import model_home, sha256_file
-from idphoto_ray.models.registry import PERSON_MODEL
 from idphoto_ray.models.segmenters import model_input
+from idphoto_ray.person_gate import applies
 from idphoto_ray.photo_path import PhotoPath, quantize_masks
 from idphoto_ray.refine import clean_mask
 from idphoto_ray.specs import get_spec
@@ -520,8 +520,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     paths = {}
     for m, r, (v, (_, overrides)) in itertools.product(models, regions, variants.items()):
         opts = variant_options(options, r, overrides)
-        # As the job: the person gate runs unless the segmenter is the gate's own person model.
-        gate = path.person_gate if opts.person_gate and m != PERSON_MODEL else None
+        gate = path.person_gate if applies(opts.person_gate, m) else None  # as the job decides
         paths[m, r, v] = PhotoPath(path.detector, path.landmarker, [spec], path.backgrounds, opts, gate=gate)
     truth_seg = load_segmenter(args.truth_model)
     if truth_seg is None:
