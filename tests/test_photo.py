@@ -205,3 +205,26 @@ def test_crop_regions_equal_cropping_the_fully_leveled_canvas_even_off_canvas():
                     assert np.abs(rgb.astype(int) - full_rgb).max() <= 1  # uint8 rounding in the warp
                 else:
                     assert valid.max() == 0.0  # wholly off the canvas: nothing but padding
+
+
+def test_crop_coverage_is_exactly_one_inside_the_photo(monkeypatch):
+    """INTER_AREA's and warpAffine's float weights sum to 1 − 6e-8 on some rows; downstream `valid >= 1`
+    tests (closed-form matting, the crown colour step) skipped those rows and left horizontal streaks in
+    hair edges."""
+    from idphoto_ray.geometry import crop
+    from idphoto_ray.geometry.crop import CropPlan, crop_layers
+    from idphoto_ray.geometry.level import Head, LeveledFrame
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (1600, 1200, 3), dtype=np.uint8)
+    alpha = rng.random((1600, 1200), dtype=np.float32)
+    frames = (LeveledFrame.level(image, alpha, (600.0, 500.0), 4.0), LeveledFrame.unrotated(image, alpha))
+    for frame in frames:
+        head = Head(frame, np.zeros(2), np.zeros(2), np.zeros(2), (0.0, 0.0, 1.0, 1.0), 0.0, 1.0, {})
+        plan = CropPlan(200.3, 100.7, 811.7, 1136.4, 295, 413, "crown")  # shrunk 2.75×: INTER_AREA first
+        with monkeypatch.context() as patch:
+            patch.setattr(crop, "COVERAGE_TOLERANCE", 0.0)
+            raw = crop_layers(head, plan)[2][8:-8, 8:-8]
+        assert raw.min() < 1.0  # the warps do leave such rows: the test exercises the snap
+        valid = crop_layers(head, plan)[2]
+        assert valid[8:-8, 8:-8].min() == 1.0

@@ -15,6 +15,12 @@ from idphoto_ray.geometry.level import Head
 from idphoto_ray.specs import PhotoSpec
 from idphoto_ray.types import Flag
 
+#: Coverage within this of 1 is 1: INTER_AREA's and warpAffine's float weights sum to 1 − 6e-8 … 2e-7 on
+#: some rows, and the `valid >= 1` tests downstream (closed-form matting, the crown colour step) then skipped
+#: those rows of the photo's interior, leaving horizontal streaks and blocks in hair edges (calibration
+#: img23, validation img7).
+COVERAGE_TOLERANCE = 1e-5
+
 #: Downscaling by more than this goes through an INTER_AREA resize first (warpAffine alone aliases).
 AREA_PRESCALE_THRESHOLD = 2.0
 
@@ -140,8 +146,10 @@ def crop_layers(head: Head, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, np.
     c0, r0 = min(c0, w - 1), min(r0, h - 1)
     c1, r1 = max(c1, c0 + 1), max(r1, r0 + 1)
     local = replace(plan, x0=plan.x0 - c0, y0=plan.y0 - r0)
+    valid = extract_crop(head.frame.region("valid", c0, r0, c1, r1), local)
+    valid[valid >= 1.0 - COVERAGE_TOLERANCE] = 1.0
     return (
         extract_crop(head.frame.region("image", c0, r0, c1, r1), local, "replicate"),
         extract_crop(head.frame.region("alpha", c0, r0, c1, r1), local),
-        extract_crop(head.frame.region("valid", c0, r0, c1, r1), local),
+        valid,
     )
