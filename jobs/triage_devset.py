@@ -51,17 +51,22 @@ def main() -> None:
     parser.add_argument(
         "--person-gate", action=argparse.BooleanOptionalAction, default=True, help="as the job's option"
     )
-    parser.add_argument("--only", nargs="*", default=None, help="photo stems to run (default: the half)")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="photo stems to run, from either half (default: the half)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="outputs (PNG) and measures.csv go here")
     args = parser.parse_args()
 
     photos = sorted(args.devset.glob("*.jpg"))
-    if args.half != "all":
+    if args.only:
+        photos = [p for p in photos if p.stem in args.only]
+        missing = sorted(set(args.only) - {p.stem for p in photos})
+        if missing:
+            raise SystemExit(f"not in {args.devset}: {', '.join(missing)}")
+    elif args.half != "all":
         calibration, validation = devset_split(args.devset)
         keep = set(calibration if args.half == "calibration" else validation)
         photos = [p for p in photos if p.name in keep]
-    if args.only:
-        photos = [p for p in photos if p.stem in args.only]
     options = ProcessingOptions(
         output_format="png", segment_region=args.segment_region, person_gate=args.person_gate
     )

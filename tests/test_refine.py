@@ -212,6 +212,26 @@ def test_closed_form_improves_or_falls_back():
     assert closed_form_alpha(rgb, np.zeros_like(rough)) is not None  # degenerate trimap: no exception
 
 
+def test_closed_form_is_regularised_with_cf_epsilon(monkeypatch):
+    """The solver gets `CF_EPSILON` (1e-5), not pymatting's 1e-7 that followed JPEG blocks on dark-on-dark
+    edges; what it does to real photos is in docs/quality.md (the benchmark), not here."""
+    import pymatting
+
+    from idphoto_ray import refine
+
+    seen = {}
+
+    def solver(image, trimap, laplacian_kwargs=None, **kwargs):
+        seen.update(laplacian_kwargs or {})
+        return np.where(trimap == 0.5, 0.5, trimap)
+
+    monkeypatch.setattr(pymatting, "estimate_alpha_cf", solver)
+    rough = cv2.GaussianBlur(disc(), (0, 0), 2.0)
+    rgb = np.zeros(rough.shape + (3,), np.uint8)
+    closed_form_alpha(rgb, rough, band_px=4)
+    assert seen == {"epsilon": refine.CF_EPSILON} and refine.CF_EPSILON == 1e-5
+
+
 def test_closed_form_keeps_the_alpha_where_the_crop_runs_past_the_photo():
     """A crown cut off by the photo's top edge (rows above it replicated, valid 0, mask 0): the straight
     edge is the photo's, not the subject's. Measured on the 4 rows below it, inside the subject: 1.00
