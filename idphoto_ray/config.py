@@ -85,7 +85,8 @@ class ProcessingOptions(BaseModel):
     )
     decontamination: Literal["blur-fusion", "ml"] = Field(
         "blur-fusion",
-        description="blur-fusion: fast box-filter estimate; ml: pymatting's multilevel solver (slow).",
+        description="blur-fusion: box-filter estimate; ml: pymatting's multilevel solver (as fast per photo,"
+        " ~0.7 s once per process; less edge spill on the benchmark, no visible difference).",
     )
     min_inter_eye_px: float = Field(
         90.0,
