@@ -30,15 +30,15 @@ def _stages(log_dir: str) -> tuple[type, type]:
     return Recording, Broken
 
 
-def _two_stages(log_dir: str) -> tuple[type, type]:
-    """Two stage classes, as the job's prepare and finish are: a process keeps one live instance per class,
-    so with one class for both, a process that ran two warm-ups rebuilt each (seen in CI: 'prepare' twice)."""
-    recording, _ = _stages(log_dir)
+def _finish_stage(recording: type) -> type:
+    """A second stage class, as the job's finish is beside prepare: a process keeps one live instance per
+    class, so with one class for both, a process that ran two warm-ups rebuilt each (seen in CI: 'prepare'
+    twice)."""
 
     class RecordingFinish(recording):  # type: ignore[misc, valid-type]
         pass
 
-    return recording, RecordingFinish
+    return RecordingFinish
 
 
 def test_build_makes_one_instance_per_build_and_process(tmp_path):
@@ -53,9 +53,9 @@ def test_build_makes_one_instance_per_build_and_process(tmp_path):
 
 @pytest.mark.slow
 def test_warm_up_builds_the_stages_in_worker_processes_and_swallows_a_failed_build(tmp_path, ray_local):
-    _, broken = _stages(str(tmp_path))
-    prepare, finish = _two_stages(str(tmp_path))
-    refs = warm_workers([as_tasks(prepare, tag="prepare"), as_tasks(finish, tag="finish")], 2)
+    recording, broken = _stages(str(tmp_path))
+    finish = _finish_stage(recording)
+    refs = warm_workers([as_tasks(recording, tag="prepare"), as_tasks(finish, tag="finish")], 2)
     ray_local.wait(refs, num_returns=len(refs), timeout=120)
     built = [name.split("-") for name in os.listdir(tmp_path)]
     workers = {pid for _, pid, _ in built}
