@@ -253,10 +253,11 @@ class Sampler:
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _segmenter(device: str, model: str, threads: int | None) -> tuple[Any, Any]:
-    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter, segmenter_graph
 
     info, path = resolve_segmenter(model)
-    return info, build_segmenter(info, path.read_bytes(), device=device, intra_op_num_threads=threads)
+    graph, _ = segmenter_graph(info, path)  # what the job's actors load
+    return info, build_segmenter(info, graph, device=device, intra_op_num_threads=threads)
 
 
 def _photo_path(specs: list, bgs: list, options: Any) -> Any:

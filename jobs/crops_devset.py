@@ -20,7 +20,7 @@ from idphoto_ray.decode import decode_image
 from idphoto_ray.models.face_detect import PIPELINE_DETECTOR, BlazeFaceDetector
 from idphoto_ray.models.face_mesh import FaceMeshLandmarker
 from idphoto_ray.models.mediapipe_fetch import ensure
-from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+from idphoto_ray.models.registry import build_segmenter, resolve_segmenter, segmenter_graph
 from idphoto_ray.photo import process_photo
 from idphoto_ray.specs import get_spec
 
@@ -39,7 +39,7 @@ def main() -> None:
     detector = BlazeFaceDetector(ensure(PIPELINE_DETECTOR), intra_op_num_threads=1)
     landmarker = FaceMeshLandmarker(ensure("face-mesh"), intra_op_num_threads=1)
     info, path = resolve_segmenter(args.model)
-    segmenter = build_segmenter(info, path, "cpu", intra_op_num_threads=1)
+    segmenter = build_segmenter(info, segmenter_graph(info, path)[0], "cpu", intra_op_num_threads=1)
     specs = [get_spec(s) for s in args.specs]
     white = [parse_background("white")]
 

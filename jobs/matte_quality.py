@@ -51,7 +51,7 @@ from PIL import Image
 from idphoto_ray import matte_checks, matte_metrics, photo, render
 from idphoto_ray.config import ProcessingOptions
 from idphoto_ray.geometry.face import select_subject
-from idphoto_ray.models.home import model_home, sha256_file
+from idphoto_ray.models.home import model_home
 from idphoto_ray.models.segmenters import model_input
 from idphoto_ray.person_gate import applies
 from idphoto_ray.photo_path import PhotoPath, quantize_masks
@@ -158,15 +158,16 @@ class Segmenter:
 
 def load_segmenter(name: str) -> Segmenter | None:
     """A registry segmenter (`isnet` once `idphoto-ray models fetch isnet` put it in the model home)."""
-    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter, segmenter_graph
 
     try:
         info, path = resolve_segmenter(name)
     except Exception as exc:  # noqa: BLE001 - not fetched / unknown: its rows are skipped with a note
         print(f"{name}: {str(exc).splitlines()[0][:200]}")
         return None
-    seg = build_segmenter(info, path)
-    return Segmenter(name, seg.input_size, sha256_file(path), lambda image: seg([image])[0])
+    graph, sha = segmenter_graph(info, path)
+    seg = build_segmenter(info, graph)
+    return Segmenter(name, seg.input_size, sha, lambda image: seg([image])[0])
 
 
 # --- truth -------------------------------------------------------------------------------------------

@@ -115,14 +115,14 @@ def sequential(photos: list[bytes], model: str) -> dict[str, Any]:
     """The photo path in one process, photo after photo: no Ray, no HTTP."""
     from idphoto_ray import manifest
     from idphoto_ray.config import ProcessingOptions
-    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+    from idphoto_ray.models.registry import build_segmenter, resolve_segmenter, segmenter_graph
     from idphoto_ray.photo_path import PhotoPath, quantize_masks
     from idphoto_ray.specs import all_specs
 
     catalogue = all_specs([])
     path = PhotoPath.load([catalogue[s] for s in SPECS], BACKGROUNDS, ProcessingOptions())
     info, weights = resolve_segmenter(model)
-    segmenter = build_segmenter(info, weights.read_bytes(), device="cpu")
+    segmenter = build_segmenter(info, segmenter_graph(info, weights)[0], device="cpu")
     statuses: dict[str, int] = {}
     started = time.perf_counter()
     for data in photos:

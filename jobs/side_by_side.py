@@ -32,6 +32,7 @@ from idphoto_ray.models.registry import (
     build_segmenter,
     face_model_paths,
     resolve_segmenter,
+    segmenter_graph,
 )
 from idphoto_ray.photo import process_photo
 from idphoto_ray.refine import upsample_mask
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ProcessingOptions()
     decoded = decode_image(_input_bytes(args.image), options.working_long_side, options.max_pixels)
     info, seg_path = resolve_segmenter(args.model)
-    segmenter = build_segmenter(info, seg_path)
+    segmenter = build_segmenter(info, segmenter_graph(info, seg_path)[0])
     faces = face_model_paths()
     detector = build_face_detector(faces[PIPELINE_DETECTOR], intra_op_num_threads=None)
     landmarker = build_face_landmarker(faces["face-mesh"], intra_op_num_threads=None)

@@ -59,3 +59,8 @@ def test_resume_keys_on_the_resolved_model(tmp_path, monkeypatch, ray_local, med
     assert other.processed == 2  # another model never reuses the first model's rows
     hashes = set(pq.read_table(out / "manifest").column("config_hash").to_pylist())
     assert len(hashes) == 2 and expected_hash in hashes
+    # u2netp's graph has 7 outputs and runs cut to its mask (mask_graph.py); the run records the fetched file.
+    arch = next((home / "arch").glob("u2netp*.onnx"))
+    recorded = json.loads((out / "run.json").read_text())["models"]["segmenter"]["sha256"]
+    assert recorded == hashlib.sha256(arch.read_bytes()).hexdigest()
+    assert any((home / "derived").glob(f"{recorded}.out0.onnx"))

@@ -205,8 +205,10 @@ class OnnxSegmenter:
         self._session_args = (device, intra_op_num_threads, tensorrt, trt_cache_dir)
         self.session = create_session(model, *self._session_args)
         self.input_name = self.session.get_inputs()[0].name
-        # Only the mask is fetched: IS-Net's graph also returns 11 side outputs (11 × 4 MB per image).
-        self.output_name = self.session.get_outputs()[preprocess.output_index].name
+        # Only the mask is fetched: IS-Net's graph also returns 11 side outputs (11 × 4 MB per image). A
+        # graph cut to its mask (mask_graph.py) has that one output left.
+        outputs = self.session.get_outputs()
+        self.output_name = outputs[preprocess.output_index if len(outputs) > 1 else 0].name
         self._pending = session_batch_size(self.session) == 1
         self.batched = not self._pending
         self.info = "dynamic batch"

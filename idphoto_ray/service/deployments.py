@@ -54,7 +54,7 @@ class Segmenter:
     """One ONNX Runtime session per replica; concurrent callers' photos are run as one batch."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        from idphoto_ray.models.registry import build_segmenter, resolve_segmenter
+        from idphoto_ray.models.registry import build_segmenter, resolve_segmenter, segmenter_graph
         from idphoto_ray.models.session import cuda_available
 
         config = ServiceSettings.model_validate(settings)
@@ -63,7 +63,8 @@ class Segmenter:
         if device == "auto":
             device = "cuda" if cuda_available() else "cpu"
         threads = 1 if device == "cuda" else max(1, (os.cpu_count() or 2) // 2)
-        self.segmenter = build_segmenter(info, path.read_bytes(), device=device, intra_op_num_threads=threads)
+        graph, _ = segmenter_graph(info, path)
+        self.segmenter = build_segmenter(info, graph, device=device, intra_op_num_threads=threads)
         limit = batch_limit(device, self.segmenter.input_size)
         self.segment.set_max_batch_size(limit)
         self.info = {

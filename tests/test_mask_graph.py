@@ -1,0 +1,128 @@
+"""A segmenter's graph cut to its mask output: same mask, fewer nodes, made once, the source's sha kept."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from idphoto_ray.config import Preprocess
+from idphoto_ray.models import mask_graph as mg
+from idphoto_ray.models.home import sha256_file
+from idphoto_ray.models.segmenters import OnnxSegmenter
+
+TINY = Preprocess(input_size=8, scale="unit", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), minmax=False)
+
+
+def _two_output_model() -> bytes:
+    """x → Conv → c → Sigmoid → y (the mask) and c → Conv → Relu → side; nodes listed out of order, as
+    IS-Net's export lists them."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((1, 3, 3, 3)).astype(np.float32), "w")
+    v = numpy_helper.from_array(rng.standard_normal((1, 1, 3, 3)).astype(np.float32), "v")
+    nodes = [
+        helper.make_node("Sigmoid", ["c"], ["y"]),
+        helper.make_node("Relu", ["s"], ["side"]),
+        helper.make_node("Conv", ["c", "v"], ["s"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 8, 8]),
+            helper.make_tensor_value_info("side", TensorProto.FLOAT, ["N", 1, 8, 8]),
+        ],
+        [w, v],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _run(model: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, {"x": x}), strict=True))
+
+
+def test_cut_keeps_only_what_the_mask_needs_and_the_same_mask():
+    model = _two_output_model()
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    cut = mg.cut_to_output(model, 0)
+    graph = onnx.load_from_string(cut).graph
+    assert [o.name for o in graph.output] == ["y"]
+    assert sorted(n.op_type for n in graph.node) == ["Conv", "Sigmoid"]
+    assert [w.name for w in graph.initializer] == ["w"]
+    np.testing.assert_array_equal(_run(cut, x)["y"], _run(model, x)["y"])
+    side = mg.cut_to_output(model, 1)
+    assert [o.name for o in onnx.load_from_string(side).graph.output] == ["side"]
+    np.testing.assert_array_equal(_run(side, x)["side"], _run(model, x)["side"])
+
+
+def test_single_output_graph_is_left_as_it_is_and_remembered(tmp_path, monkeypatch):
+    model = mg.cut_to_output(_two_output_model(), 0)
+    assert mg.cut_to_output(model, 0) is None
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model)
+    assert mg.mask_graph(path, "a" * 64, 0, home=tmp_path) == model
+    assert (tmp_path / mg.DERIVED / f"{'a' * 64}.whole").is_file()
+
+    def parse_again(*_: object) -> None:
+        raise AssertionError("the graph was parsed again")
+
+    monkeypatch.setattr(mg, "cut_to_output", parse_again)
+    assert mg.mask_graph(path, "a" * 64, 0, home=tmp_path) == model
+
+
+def test_cut_graph_is_made_once_per_source_and_output(tmp_path, monkeypatch):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_two_output_model())
+    sha = sha256_file(path)
+    first = mg.mask_graph(path, sha, 0, home=tmp_path)
+    assert first != path.read_bytes() and (tmp_path / mg.DERIVED / f"{sha}.out0.onnx").read_bytes() == first
+    monkeypatch.setattr(mg, "cut_to_output", lambda *_: pytest.fail("cut twice"))
+    assert mg.mask_graph(path, sha, 0, home=tmp_path) == first
+
+
+def test_graph_that_cannot_be_cut_runs_whole_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "odd.onnx"
+    path.write_bytes(b"not an onnx graph")
+    with caplog.at_level(logging.WARNING, logger=mg.__name__):
+        assert mg.mask_graph(path, "b" * 64, 0, home=tmp_path) == b"not an onnx graph"
+    assert "odd.onnx" in caplog.text and "whole graph" in caplog.text
+    assert not (tmp_path / mg.DERIVED).exists() or not any((tmp_path / mg.DERIVED).iterdir())
+
+
+def test_segmenter_reads_the_one_output_a_cut_graph_has():
+    model = _two_output_model()
+    pre = TINY.model_copy(update={"output_index": 1})
+    images = [np.random.default_rng(2).integers(0, 256, (8, 8, 3), dtype=np.uint8)]
+    whole = OnnxSegmenter(model, pre)(images)
+    cut = OnnxSegmenter(mg.cut_to_output(model, 1), pre)(images)
+    np.testing.assert_array_equal(cut, whole)
+
+
+def test_segmenter_graph_records_the_fetched_file_not_the_cut(tmp_path, monkeypatch):
+    from idphoto_ray.models.registry import ModelInfo, segmenter_graph
+    from idphoto_ray.models.sources import Uri
+
+    monkeypatch.setenv("IDPHOTO_RAY_HOME", str(tmp_path / "home"))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_two_output_model())
+    info = ModelInfo("m", "segmentation", 8, Uri(str(path)), "", TINY)
+    graph, sha = segmenter_graph(info, path)
+    assert sha == sha256_file(path)
+    assert [o.name for o in onnx.load_from_string(graph).graph.output] == ["y"]
+
+
+def test_fetching_a_segmenter_cuts_its_graph_once(tmp_path, monkeypatch):
+    from idphoto_ray.models.registry import fetch_models
+
+    monkeypatch.setenv("IDPHOTO_RAY_HOME", str(tmp_path))
+    path = fetch_models(["u2netp-arch"])["u2netp-arch"]  # 7 outputs, the mask first
+    cut = tmp_path / mg.DERIVED / f"{sha256_file(path)}.out0.onnx"
+    assert [o.name for o in onnx.load(str(cut)).graph.output] == [onnx.load(str(path)).graph.output[0].name]
