@@ -126,3 +126,17 @@ def test_fetching_a_segmenter_cuts_its_graph_once(tmp_path, monkeypatch):
     path = fetch_models(["u2netp-arch"])["u2netp-arch"]  # 7 outputs, the mask first
     cut = tmp_path / mg.DERIVED / f"{sha256_file(path)}.out0.onnx"
     assert [o.name for o in onnx.load(str(cut)).graph.output] == [onnx.load(str(path)).graph.output[0].name]
+
+
+def test_read_only_model_home_still_gets_the_cut_graph(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_two_output_model())
+
+    def full_disk(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mg, "atomic_write_bytes", full_disk)
+    with caplog.at_level(logging.WARNING, logger=mg.__name__):
+        graph = mg.mask_graph(path, "c" * 64, 0, home=tmp_path)
+    assert [o.name for o in onnx.load_from_string(graph).graph.output] == ["y"]
+    assert "could not cache" in caplog.text and "m.onnx" in caplog.text

@@ -81,9 +81,10 @@ def mask_graph(path: Path, sha256: str, output_index: int, home: Path | None = N
     except Exception as exc:  # noqa: BLE001 - an odd graph is run whole, as before
         log.warning("could not cut %s to its mask output (%r); running the whole graph", path.name, exc)
         return data
-    folder.mkdir(parents=True, exist_ok=True)
-    if cut is None:
-        atomic_write_bytes(whole, b"")
-        return data
-    atomic_write_bytes(derived, cut)
-    return cut
+    target, content = (whole, b"") if cut is None else (derived, cut)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, content)
+    except OSError as exc:  # a read-only or full model home: cut again next time, run now
+        log.warning("could not cache the cut graph of %s in %s (%s)", path.name, folder, exc)
+    return data if cut is None else cut
