@@ -140,3 +140,19 @@ def test_read_only_model_home_still_gets_the_cut_graph(tmp_path, monkeypatch, ca
         graph = mg.mask_graph(path, "c" * 64, 0, home=tmp_path)
     assert [o.name for o in onnx.load_from_string(graph).graph.output] == ["y"]
     assert "could not cache" in caplog.text and "m.onnx" in caplog.text
+
+
+def test_job_ships_the_cut_graph_and_records_the_fetched_file(tmp_path, monkeypatch, mediapipe_models):
+    import shutil
+
+    from idphoto_ray.config import JobConfig
+    from idphoto_ray.models.registry import resolve_job_models
+
+    home = tmp_path / "home"
+    shutil.copytree(mediapipe_models["mediapipe-selfie"].parent, home / "mediapipe")
+    monkeypatch.setenv("IDPHOTO_RAY_HOME", str(home))
+    _, models = resolve_job_models(JobConfig(model="u2netp-arch"))
+    source = home / "arch" / "u2netp-arch.onnx"
+    assert models.sha256["segmenter"] == sha256_file(source)
+    shipped = onnx.load_from_string(models.data["segmenter"]).graph
+    assert len(shipped.output) == 1 and len(onnx.load(str(source)).graph.output) == 7
