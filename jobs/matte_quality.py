@@ -471,7 +471,12 @@ def print_table(table: list[dict[str, Any]], truth_source: str) -> None:
     )
     print(head)
     for r in table:
-        note = "  (truth is this model's own alpha: biased)" if r["variant"].startswith(truth_source) else ""
+        model = r["variant"].split(" / ")[0]
+        note = ""
+        if model == truth_source:
+            note = "  (truth is this model's own alpha: biased)"
+        elif model.startswith(truth_source):  # isnet-small against isnet: the same network, quantised
+            note = "  (truth is the same network's alpha: biased)"
         print(
             f"{r['variant']:<34}{r['n']:>4}{r['sad']:>8.2f}{r['mse']:>9.5f}{r['grad']:>9.2f}{r['conn']:>9.2f}"
             f"{r['edge_spill']:>8.4f}{r['edge_colour']:>8.4f}{r['bleed_ok']:>11.0%}{r['bleed_p95']:>10.2%}{r['hair_ok']:>10.0%}"
