@@ -156,12 +156,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     preflight(config)
+    from idphoto_ray.job.ray_start import ray_for_this_command
     from idphoto_ray.job.run import run_job
     from idphoto_ray.quiet import quiet_ray
 
-    with quiet_ray(args.verbose):
-        summary = run_job(config, progress=_progress(args))
-    print(summary.table())
+    with ray_for_this_command():
+        with quiet_ray(args.verbose):
+            summary = run_job(config, progress=_progress(args))
+        print(summary.table())
     return 0
 
 
