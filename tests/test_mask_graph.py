@@ -156,3 +156,32 @@ def test_job_ships_the_cut_graph_and_records_the_fetched_file(tmp_path, monkeypa
     assert models.sha256["segmenter"] == sha256_file(source)
     shipped = onnx.load_from_string(models.data["segmenter"]).graph
     assert len(shipped.output) == 1 and len(onnx.load(str(source)).graph.output) == 7
+
+
+def test_a_damaged_cached_cut_is_cut_again_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_two_output_model())
+    sha = sha256_file(path)
+    good = mg.mask_graph(path, sha, 0, home=tmp_path)
+    cached = tmp_path / mg.DERIVED / f"{sha}.out0.onnx"
+    cached.write_bytes(good[: len(good) // 2])  # truncated on disk
+    with caplog.at_level(logging.WARNING, logger=mg.__name__):
+        again = mg.mask_graph(path, sha, 0, home=tmp_path)
+    assert again == good and cached.read_bytes() == good
+    assert "damaged" in caplog.text and cached.name in caplog.text
+    x = np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(_run(again, x)["y"], _run(path.read_bytes(), x)["y"])
+
+
+def test_a_cut_cached_without_its_check_is_cut_again_quietly_once(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_two_output_model())
+    sha = sha256_file(path)
+    good = mg.mask_graph(path, sha, 0, home=tmp_path)
+    check = tmp_path / mg.DERIVED / f"{sha}.out0.sha256"
+    check.unlink()  # as a cut cached before the checks existed
+    with caplog.at_level(logging.WARNING, logger=mg.__name__):
+        assert mg.mask_graph(path, sha, 0, home=tmp_path) == good
+    assert not caplog.text and check.is_file()
+    monkeypatch.setattr(mg, "cut_to_output", lambda *_: pytest.fail("cut a third time"))
+    assert mg.mask_graph(path, sha, 0, home=tmp_path) == good

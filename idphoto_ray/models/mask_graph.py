@@ -11,10 +11,15 @@ a service replica) and cached in the model home under `derived/`, keyed by the f
 once). Actors receive the cut bytes and never import `onnx` (1.4 s of CPU). Graphs with one output are used
 as they are. The weights' identity a run records (`config_hash`, run.json) stays the sha256 of the file the
 user fetched, not of this derived one.
+
+A cached cut is read back only if its bytes still hash to the sha256 written beside it (0.05 s for IS-Net's
+88 MB): a cut truncated on disk killed every job's segmentation actor with a 200-line ONNX Runtime
+traceback until someone found `derived/`; now it is cut again, with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -70,9 +75,14 @@ def mask_graph(path: Path, sha256: str, output_index: int, home: Path | None = N
     output or the cut cannot be made (logged: the job still runs, only slower)."""
     folder = (home or model_home()) / DERIVED
     derived = folder / f"{sha256}.out{output_index}.onnx"
+    check = derived.with_suffix(".sha256")
     whole = folder / f"{sha256}.whole"
     if derived.is_file():
-        return derived.read_bytes()
+        cached, recorded = derived.read_bytes(), _recorded(check)
+        if recorded == hashlib.sha256(cached).hexdigest():
+            return cached
+        if recorded is not None:  # none: cached before the checks existed, or cut off before its check
+            log.warning("the cached cut graph %s is damaged; cutting %s again", derived, path.name)
     data = path.read_bytes()
     if whole.is_file():
         return data
@@ -81,10 +91,21 @@ def mask_graph(path: Path, sha256: str, output_index: int, home: Path | None = N
     except Exception as exc:  # noqa: BLE001 - an odd graph is run whole, as before
         log.warning("could not cut %s to its mask output (%r); running the whole graph", path.name, exc)
         return data
-    target, content = (whole, b"") if cut is None else (derived, cut)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, content)
+        if cut is None:
+            atomic_write_bytes(whole, b"")
+        else:  # the graph first: a graph left without its check is cut again
+            atomic_write_bytes(derived, cut)
+            atomic_write_bytes(check, hashlib.sha256(cut).hexdigest().encode())
     except OSError as exc:  # a read-only or full model home: cut again next time, run now
         log.warning("could not cache the cut graph of %s in %s (%s)", path.name, folder, exc)
     return data if cut is None else cut
+
+
+def _recorded(check: Path) -> str | None:
+    """The sha256 written beside a cached cut, or None when there is none to read."""
+    try:
+        return check.read_text().strip()
+    except OSError:
+        return None
