@@ -14,6 +14,7 @@ from idphoto_ray.config import Preprocess
 from idphoto_ray.models import mask_graph as mg
 from idphoto_ray.models.home import sha256_file
 from idphoto_ray.models.segmenters import OnnxSegmenter
+from idphoto_ray.models.sources import Uri
 
 TINY = Preprocess(input_size=8, scale="unit", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), minmax=False)
 
@@ -185,3 +186,31 @@ def test_a_cut_cached_without_its_check_is_cut_again_quietly_once(tmp_path, monk
     assert not caplog.text and check.is_file()
     monkeypatch.setattr(mg, "cut_to_output", lambda *_: pytest.fail("cut a third time"))
     assert mg.mask_graph(path, sha, 0, home=tmp_path) == good
+
+
+class _Pinned(Uri):
+    """A source that pins the sha256 of its file, as IS-Net's npm source does."""
+
+    def pinned_sha256(self) -> str | None:
+        return self.uri.rsplit("#", 1)[1]
+
+
+def test_a_pinned_model_file_that_lost_its_sha256_is_refused_in_one_line(tmp_path, monkeypatch):
+    from idphoto_ray.models.home import ModelUnavailable
+    from idphoto_ray.models.registry import ModelInfo, segmenter_graph
+
+    monkeypatch.setenv("IDPHOTO_RAY_HOME", str(tmp_path / "home"))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_two_output_model())
+    good = sha256_file(path)
+    info = ModelInfo("m", "segmentation", 8, _Pinned(f"{path}#{good}"), "", TINY)
+    graph, sha = segmenter_graph(info, path)
+    assert sha == good
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # same size: only the hash tells
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ModelUnavailable) as refused:
+        segmenter_graph(info, path)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message and "damaged" in message
+    assert "idphoto-ray models fetch m" in message

