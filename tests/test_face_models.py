@@ -13,7 +13,7 @@ import skimage.data
 from idphoto_ray.models.base import FaceDetector, FaceLandmarker
 from idphoto_ray.models.face_detect import BlazeFaceDetector, ssd_anchors, weighted_nms
 from idphoto_ray.models.face_mesh import FaceMeshLandmarker
-from idphoto_ray.models.home import ModelUnavailable, sha256_file
+from idphoto_ray.models.home import ModelUnavailable, recorded_sha256, sha256_file
 from idphoto_ray.models.mediapipe_fetch import MEDIAPIPE_MODELS, ensure, fetch, tflite_path
 
 DEVSET = Path(__file__).resolve().parents[1].parent / "shared" / "devset"
@@ -150,6 +150,8 @@ def test_fetch_from_tflite_dir_and_sha_mismatch(mediapipe_models, tmp_path):
     assert set(paths) == set(MEDIAPIPE_MODELS)
     assert sha256_file(paths["blazeface"]) == sha256_file(mediapipe_models["blazeface"])
     assert ensure("face-mesh", home=home) == paths["face-mesh"]
+    for path in paths.values():  # what a job later checks the cached file against
+        assert recorded_sha256(path) == sha256_file(path)
 
     tampered = src / "face_detection_short_range.tflite"
     tampered.write_bytes(tampered.read_bytes() + b"\0")

@@ -179,7 +179,7 @@ def test_a_cut_cached_without_its_check_is_cut_again_quietly_once(tmp_path, monk
     path.write_bytes(_two_output_model())
     sha = sha256_file(path)
     good = mg.mask_graph(path, sha, 0, home=tmp_path)
-    check = tmp_path / mg.DERIVED / f"{sha}.out0.sha256"
+    check = tmp_path / mg.DERIVED / f"{sha}.out0.onnx.sha256"
     check.unlink()  # as a cut cached before the checks existed
     with caplog.at_level(logging.WARNING, logger=mg.__name__):
         assert mg.mask_graph(path, sha, 0, home=tmp_path) == good
@@ -191,7 +191,7 @@ def test_a_cut_cached_without_its_check_is_cut_again_quietly_once(tmp_path, monk
 class _Pinned(Uri):
     """A source that pins the sha256 of its file, as IS-Net's npm source does."""
 
-    def pinned_sha256(self) -> str | None:
+    def expected_sha256(self) -> str | None:
         return self.uri.rsplit("#", 1)[1]
 
 

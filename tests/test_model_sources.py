@@ -188,3 +188,27 @@ def test_auto_takes_isnet_when_it_is_in_the_model_home(isnet_home, home, capsys)
     assert "isnet-medium" in capsys.readouterr().err
     (isnet_dir / "isnet-medium.onnx").unlink()
     assert registry.resolve_auto() == "isnet-small"
+
+
+def test_job_refuses_a_face_model_damaged_since_it_was_fetched(home, mediapipe_models, tmp_path):
+    from idphoto_ray.config import JobConfig
+    from idphoto_ray.models.mediapipe_fetch import MEDIAPIPE_MODELS, fetch, tflite_path
+
+    src = tmp_path / "tflite"
+    src.mkdir()
+    for name in MEDIAPIPE_MODELS:  # the session's own copies, from the user's model home
+        kept = tflite_path(name, home=mediapipe_models[name].parent.parent)
+        (src / kept.name).write_bytes(kept.read_bytes())
+    paths = fetch(list(MEDIAPIPE_MODELS), from_tflite=src)  # into `home`, each with its sha256 recorded
+    config = JobConfig(model="mediapipe-selfie")
+    assert (
+        registry.resolve_job_models(config)[1].sha256["face-mesh"]
+        == sha256(paths["face-mesh"].read_bytes()).hexdigest()
+    )
+    mesh = paths["face-mesh"]
+    mesh.write_bytes(mesh.read_bytes()[:100_000])  # truncated on disk after the fetch
+    with pytest.raises(ModelUnavailable) as refused:
+        registry.resolve_job_models(config)
+    message = str(refused.value)
+    assert "\n" not in message and str(mesh) in message and "damaged" in message
+    assert "idphoto-ray models fetch face-mesh" in message

@@ -24,6 +24,19 @@ def model_home() -> Path:
     return home
 
 
+def checksum_path(path: Path) -> Path:
+    """Where the sha256 of a cached file is recorded when it is written: `<file>.sha256` beside it."""
+    return path.with_name(path.name + ".sha256")
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The sha256 recorded beside `path` when it was cached, or None when there is no record."""
+    try:
+        return checksum_path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks so large ONNX files don't need to fit in memory twice."""
     digest = hashlib.sha256()

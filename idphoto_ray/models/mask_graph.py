@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 
 from idphoto_ray.atomic import atomic_write_bytes
-from idphoto_ray.models.home import model_home
+from idphoto_ray.models.home import checksum_path, model_home, recorded_sha256
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,9 @@ def mask_graph(path: Path, sha256: str, output_index: int, home: Path | None = N
     output or the cut cannot be made (logged: the job still runs, only slower)."""
     folder = (home or model_home()) / DERIVED
     derived = folder / f"{sha256}.out{output_index}.onnx"
-    check = derived.with_suffix(".sha256")
     whole = folder / f"{sha256}.whole"
     if derived.is_file():
-        cached, recorded = derived.read_bytes(), _recorded(check)
+        cached, recorded = derived.read_bytes(), recorded_sha256(derived)
         if recorded == hashlib.sha256(cached).hexdigest():
             return cached
         if recorded is not None:  # none: cached before the checks existed, or cut off before its check
@@ -97,15 +96,7 @@ def mask_graph(path: Path, sha256: str, output_index: int, home: Path | None = N
             atomic_write_bytes(whole, b"")
         else:  # the graph first: a graph left without its check is cut again
             atomic_write_bytes(derived, cut)
-            atomic_write_bytes(check, hashlib.sha256(cut).hexdigest().encode())
+            atomic_write_bytes(checksum_path(derived), hashlib.sha256(cut).hexdigest().encode())
     except OSError as exc:  # a read-only or full model home: cut again next time, run now
         log.warning("could not cache the cut graph of %s in %s (%s)", path.name, folder, exc)
     return data if cut is None else cut
-
-
-def _recorded(check: Path) -> str | None:
-    """The sha256 written beside a cached cut, or None when there is none to read."""
-    try:
-        return check.read_text().strip()
-    except OSError:
-        return None

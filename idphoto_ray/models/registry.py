@@ -189,27 +189,35 @@ def resolve_job_models(config: JobConfig) -> tuple[JobConfig, JobModels]:
     paths = {**face_model_paths(), PERSON_MODEL: person}
     data = {role: path.read_bytes() for role, path in paths.items()}
     sha = {role: hashlib.sha256(blob).hexdigest() for role, blob in data.items()}
+    for role, path in paths.items():
+        check_intact(get_info(role), path, sha[role])
     data["segmenter"], sha["segmenter"] = segmenter_graph(info, seg_path)
     return config, JobModels(info, data, sha)
 
 
 def segmenter_graph(info: ModelInfo, path: Path) -> tuple[bytes, str]:
     """What a segmenter session loads, the graph cut to its mask output (mask_graph.py: IS-Net 8 % faster),
-    and the sha256 of the file at `path`, which is the weights' identity a run records.
-
-    A file whose source pins its sha256 (IS-Net) and no longer has it is refused in one line here: `cached`
-    only compares its size, and damaged bytes of the right size reached the actors, which died with ONNX
-    Runtime's 200-line protobuf traceback in every run.
-    """
+    and the sha256 of the file at `path`, which is the weights' identity a run records (checked first)."""
     sha = sha256_file(path)
-    pinned = info.source.pinned_sha256()
-    if pinned is not None and sha != pinned:
-        raise ModelUnavailable(
-            f"{path} is damaged: its sha256 is {sha[:12]}…, {info.name} is {pinned[:12]}…; "
-            f"fetch it again: idphoto-ray models fetch {info.name}"
-        )
+    check_intact(info, path, sha)
     output_index = info.preprocess.output_index if info.preprocess is not None else 0
     return mask_graph(path, sha, output_index), sha
+
+
+def check_intact(info: ModelInfo, path: Path, sha256: str) -> None:
+    """Refuse, in one line and before Ray starts, a cached model file that no longer has the sha256 its
+    source pinned (IS-Net) or recorded when it was fetched (MediaPipe's conversions).
+
+    `cached` looks at names and sizes only. One byte flipped inside IS-Net's weights kept the size and still
+    parsed, so the job ran with a wrong weight and said nothing; a truncated face model killed every
+    finishing task with ONNX Runtime's protobuf traceback (61 lines), in every run.
+    """
+    expected = info.source.expected_sha256()
+    if expected is not None and sha256 != expected:
+        raise ModelUnavailable(
+            f"{path} is damaged: its sha256 is {sha256[:12]}…, {info.name} is {expected[:12]}…; "
+            f"fetch it again: idphoto-ray models fetch {info.name}"
+        )
 
 
 def build_segmenter(

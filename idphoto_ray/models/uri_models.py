@@ -14,7 +14,7 @@ from pathlib import Path
 import fsspec
 
 from idphoto_ray.atomic import atomic_write_bytes, atomic_writer
-from idphoto_ray.models.home import ModelUnavailable, model_home, sha256_file
+from idphoto_ray.models.home import ModelUnavailable, checksum_path, model_home, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,6 @@ def cached_path(uri: str, home: Path | None = None) -> Path:
     key = hashlib.sha256(uri.encode()).hexdigest()[:16]
     base = uri.rstrip("/").split("?")[0].rsplit("/", 1)[-1] or "model.onnx"
     return (home or model_home()) / "uri" / f"{key}-{base}"
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
 
 
 def _copy(uri: str, dest: Path) -> str:
@@ -45,7 +41,7 @@ def _copy(uri: str, dest: Path) -> str:
 
 def is_intact(path: Path) -> bool:
     """The copy and its sha256 sidecar are there and agree."""
-    sidecar = _sidecar(path)
+    sidecar = checksum_path(path)
     if not (path.is_file() and sidecar.is_file()):
         return False
     return sidecar.read_text().strip() == sha256_file(path)
@@ -68,6 +64,6 @@ def fetch_uri(uri: str, home: Path | None = None) -> Path:
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise ModelUnavailable(f"cannot copy model_uri {uri!r} to {dest}: {reason}") from exc
-    atomic_write_bytes(_sidecar(dest), f"{checksum}\n".encode(), fsync=True)
+    atomic_write_bytes(checksum_path(dest), f"{checksum}\n".encode(), fsync=True)
     log.info("copied %s to %s (sha256 %s)", uri, dest, checksum)
     return dest
