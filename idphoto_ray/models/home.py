@@ -10,6 +10,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from idphoto_ray.atomic import atomic_write_bytes
+
 ENV_HOME = "IDPHOTO_RAY_HOME"
 
 
@@ -27,6 +29,12 @@ def model_home() -> Path:
 def checksum_path(path: Path) -> Path:
     """Where the sha256 of a cached file is recorded when it is written: `<file>.sha256` beside it."""
     return path.with_name(path.name + ".sha256")
+
+
+def record_sha256(path: Path, digest: str) -> None:
+    """Record `digest` as the sha256 of the file just cached at `path` (written after the file: a file left
+    without its record is fetched or made again, never trusted)."""
+    atomic_write_bytes(checksum_path(path), f"{digest}\n".encode(), fsync=True)
 
 
 def recorded_sha256(path: Path) -> str | None:

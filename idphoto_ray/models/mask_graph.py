@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 
 from idphoto_ray.atomic import atomic_write_bytes
-from idphoto_ray.models.home import checksum_path, model_home, recorded_sha256
+from idphoto_ray.models.home import model_home, record_sha256, recorded_sha256
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def mask_graph(path: Path, sha256: str, output_index: int, home: Path | None = N
             atomic_write_bytes(whole, b"")
         else:  # the graph first: a graph left without its check is cut again
             atomic_write_bytes(derived, cut)
-            atomic_write_bytes(checksum_path(derived), hashlib.sha256(cut).hexdigest().encode())
+            record_sha256(derived, hashlib.sha256(cut).hexdigest())
     except OSError as exc:  # a read-only or full model home: cut again next time, run now
         log.warning("could not cache the cut graph of %s in %s (%s)", path.name, folder, exc)
     return data if cut is None else cut

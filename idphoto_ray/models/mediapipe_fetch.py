@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idphoto_ray.atomic import atomic_write_bytes
-from idphoto_ray.models.home import ModelUnavailable, checksum_path, model_home
+from idphoto_ray.models.home import ModelUnavailable, model_home, record_sha256
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,7 @@ def fetch(
         atomic_write_bytes(tflite_path(m.name, home), sources[m.name], fsync=True)
         converted = convert_tflite(sources[m.name]).SerializeToString()
         paths[m.name] = atomic_write_bytes(onnx_path(m.name, home), converted, fsync=True)
-        digest = hashlib.sha256(converted).hexdigest()
-        atomic_write_bytes(checksum_path(paths[m.name]), digest.encode(), fsync=True)
+        record_sha256(paths[m.name], hashlib.sha256(converted).hexdigest())
         log.info("cached %s as %s", m.name, paths[m.name])
     return paths
 

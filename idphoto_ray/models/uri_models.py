@@ -13,8 +13,8 @@ from pathlib import Path
 
 import fsspec
 
-from idphoto_ray.atomic import atomic_write_bytes, atomic_writer
-from idphoto_ray.models.home import ModelUnavailable, checksum_path, model_home, sha256_file
+from idphoto_ray.atomic import atomic_writer
+from idphoto_ray.models.home import ModelUnavailable, model_home, record_sha256, recorded_sha256, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,8 @@ def _copy(uri: str, dest: Path) -> str:
 
 def is_intact(path: Path) -> bool:
     """The copy and its sha256 sidecar are there and agree."""
-    sidecar = checksum_path(path)
-    if not (path.is_file() and sidecar.is_file()):
-        return False
-    return sidecar.read_text().strip() == sha256_file(path)
+    recorded = recorded_sha256(path)
+    return recorded is not None and path.is_file() and recorded == sha256_file(path)
 
 
 def fetch_uri(uri: str, home: Path | None = None) -> Path:
@@ -64,6 +62,6 @@ def fetch_uri(uri: str, home: Path | None = None) -> Path:
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise ModelUnavailable(f"cannot copy model_uri {uri!r} to {dest}: {reason}") from exc
-    atomic_write_bytes(checksum_path(dest), f"{checksum}\n".encode(), fsync=True)
+    record_sha256(dest, checksum)
     log.info("copied %s to %s (sha256 %s)", uri, dest, checksum)
     return dest
